@@ -1,0 +1,146 @@
+//! The element types a tensor can hold: `f32` for speed, `f64` for checking.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+
+/// Names of the element types, as written in safetensors files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit IEEE float.
+    F32,
+    /// 64-bit IEEE float.
+    F64,
+}
+
+impl DType {
+    /// The short name (`"f32"` or `"f64"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+}
+
+/// A floating-point element type: implemented for `f32` and `f64` only.
+///
+/// The kernels are written once over this trait; where a type needs its own code (the
+/// vectorisable `exp` of `f32`) it lives in the trait's methods.
+pub trait Float:
+    num_traits::Float + num_traits::FloatConst + Default + Debug + Display + Sum + Send + Sync + 'static
+{
+    /// The element type's name.
+    const DTYPE: DType;
+
+    /// Converts from `f64`, rounding to nearest.
+    fn of(x: f64) -> Self;
+
+    /// Converts to `f64` exactly.
+    fn f64(self) -> f64;
+
+    /// `e^x`, by a branch-free polynomial for `f32` (so that loops vectorise; within 2 ulp of the
+    /// correctly rounded value on its whole range) and by the standard library for `f64`.
+    fn fast_exp(self) -> Self;
+}
+
+impl Float for f32 {
+    const DTYPE: DType = DType::F32;
+
+    #[inline(always)]
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+
+    #[inline(always)]
+    fn f64(self) -> f64 {
+        self as f64
+    }
+
+    #[inline(always)]
+    fn fast_exp(self) -> Self {
+        exp_f32(self)
+    }
+}
+
+impl Float for f64 {
+    const DTYPE: DType = DType::F64;
+
+    #[inline(always)]
+    fn of(x: f64) -> Self {
+        x
+    }
+
+    #[inline(always)]
+    fn f64(self) -> f64 {
+        self
+    }
+
+    #[inline(always)]
+    fn fast_exp(self) -> Self {
+        self.exp()
+    }
+}
+
+/// `e^x` for `f32` without branches or calls, so that LLVM vectorises the loops that use it.
+///
+/// Range reduction x = n ln 2 + r with |r| <= ln 2 / 2 (ln 2 split in two parts so that r is
+/// exact), then a minimax polynomial for e^r and a scale by 2^n built from the exponent bits.
+/// Inputs are clamped to [-87.3, 88.7] (results below 2^-126 flush towards zero, above
+/// f32::MAX give infinity); NaN stays NaN.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 = C1 + C2 with C1 short enough that n * C1 is exact for |n| <= 128.
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    let clamped = x.clamp(-87.33654, 88.72284);
+    let n = (clamped * LOG2E).round();
+    let r = clamped - n * C1 - n * C2;
+
+    // e^r = 1 + r + r^2 q(r), q a minimax polynomial on |r| <= ln 2 / 2 (Cephes' expf).
+    let q = 1.987_569_1e-4;
+    let q = q * r + 1.398_199_9e-3;
+    let q = q * r + 8.333_452e-3;
+    let q = q * r + 4.166_579_6e-2;
+    let q = q * r + 1.666_666_5e-1;
+    let q = q * r + 5.000_000_1e-1;
+    let p = q * r * r + r + 1.0;
+
+    // 2^n for n in [-126, 128]: n = 128 only when x is near the top, so split it in two halves.
+    let ni = n as i32;
+    let half = ni >> 1;
+    let s1 = f32::from_bits(((half + 127) as u32) << 23);
+    let s2 = f32::from_bits(((ni - half + 127) as u32) << 23);
+    let y = p * s1 * s2;
+    let y = if x > 88.72284 { f32::INFINITY } else { y };
+    let y = if x < -87.33654 { 0.0 } else { y };
+    if x.is_nan() { x } else { y }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_f32_is_within_two_ulp_of_f64_exp() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.5 {
+            let exact = (x as f64).exp();
+            let got = exp_f32(x) as f64;
+            let ulp = (exact as f32).to_bits();
+            let ulp = (f32::from_bits(ulp + 1) - exact as f32) as f64;
+            worst = worst.max((got - exact).abs() / ulp);
+            x += 0.000_731;
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+    }
+
+    #[test]
+    fn fast_exp_f32_edges() {
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert_eq!(exp_f32(100.0), f32::INFINITY);
+        assert_eq!(exp_f32(-100.0), 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+}

@@ -1,0 +1,151 @@
+//! Elementwise maps and broadcasting binary loops.
+
+use super::{CHUNK, PARALLEL_MIN};
+use crate::{Float, Shape};
+use rayon::prelude::*;
+
+/// Fills `out[i] = f(i-th chunk offset, chunk)` chunk by chunk, in parallel when large.
+#[inline]
+pub(crate) fn fill_chunks<T: Float>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    if out.len() < PARALLEL_MIN {
+        f(0, out);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, chunk)| f(i * CHUNK, chunk));
+    }
+}
+
+/// `out[i] = f(x[i])`.
+#[inline]
+pub(crate) fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    fill_chunks(&mut out, |start, chunk| {
+        let x = &x[start..start + chunk.len()];
+        for (o, &v) in chunk.iter_mut().zip(x) {
+            *o = f(v);
+        }
+    });
+    out
+}
+
+/// `out[i] = f(a[i], b[i])` for buffers of equal length.
+#[inline]
+pub(crate) fn zip<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    debug_assert_eq!(a.len(), b.len());
+    let mut out = vec![T::zero(); a.len()];
+    fill_chunks(&mut out, |start, chunk| {
+        let a = &a[start..start + chunk.len()];
+        let b = &b[start..start + chunk.len()];
+        for ((o, &u), &v) in chunk.iter_mut().zip(a).zip(b) {
+            *o = f(u, v);
+        }
+    });
+    out
+}
+
+/// `out = f(a, b)` with numpy broadcasting of `a` and `b` to `out_shape`.
+pub(crate) fn broadcast_zip<T: Float>(
+    a: &[T],
+    a_shape: &Shape,
+    b: &[T],
+    b_shape: &Shape,
+    out_shape: &Shape,
+    f: impl Fn(T, T) -> T + Sync + Copy,
+) -> Vec<T> {
+    if a_shape == b_shape {
+        return zip(a, b, f);
+    }
+    if b.len() == 1 {
+        let v = b[0];
+        if a_shape == out_shape {
+            return map(a, move |u| f(u, v));
+        }
+    }
+    if a.len() == 1 {
+        let u = a[0];
+        if b_shape == out_shape {
+            return map(b, move |v| f(u, v));
+        }
+    }
+
+    // General case: rows of the last axis, each with strides 0 or 1 into a and b.
+    let rank = out_shape.rank();
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let inner = if rank == 0 {
+        1
+    } else {
+        out_shape.dims()[rank - 1]
+    };
+    let (ia, ib) = if rank == 0 {
+        (0, 0)
+    } else {
+        (sa[rank - 1], sb[rank - 1])
+    };
+    let rows = out_shape.numel() / inner.max(1);
+    let mut out = vec![T::zero(); out_shape.numel()];
+    let outer_dims = &out_shape.dims()[..rank.saturating_sub(1)];
+    let row = |r: usize, dst: &mut [T]| {
+        // Offsets of row r in a and b, from its multi-index over the outer axes.
+        let (mut oa, mut ob, mut rest) = (0, 0, r);
+        for ax in (0..outer_dims.len()).rev() {
+            let i = rest % outer_dims[ax];
+            rest /= outer_dims[ax];
+            oa += i * sa[ax];
+            ob += i * sb[ax];
+        }
+        match (ia, ib) {
+            (1, 1) => {
+                for ((d, &u), &v) in dst
+                    .iter_mut()
+                    .zip(&a[oa..oa + inner])
+                    .zip(&b[ob..ob + inner])
+                {
+                    *d = f(u, v);
+                }
+            }
+            (1, 0) => {
+                let v = b[ob];
+                for (d, &u) in dst.iter_mut().zip(&a[oa..oa + inner]) {
+                    *d = f(u, v);
+                }
+            }
+            (0, 1) => {
+                let u = a[oa];
+                for (d, &v) in dst.iter_mut().zip(&b[ob..ob + inner]) {
+                    *d = f(u, v);
+                }
+            }
+            _ => {
+                let (u, v) = (a[oa], b[ob]);
+                dst.iter_mut().for_each(|d| *d = f(u, v));
+            }
+        }
+    };
+    if out.len() < PARALLEL_MIN || inner == 0 {
+        for (r, dst) in out.chunks_mut(inner.max(1)).enumerate().take(rows) {
+            row(r, dst);
+        }
+    } else {
+        out.par_chunks_mut(inner)
+            .enumerate()
+            .for_each(|(r, dst)| row(r, dst));
+    }
+    out
+}
+
+/// Strides of `shape` seen as broadcast to `target`: 0 along broadcast axes.
+pub(crate) fn broadcast_strides(shape: &Shape, target: &Shape) -> Vec<usize> {
+    let offset = target.rank() - shape.rank();
+    let own = shape.strides();
+    (0..target.rank())
+        .map(|ax| {
+            if ax < offset || shape.dims()[ax - offset] == 1 {
+                0
+            } else {
+                own[ax - offset]
+            }
+        })
+        .collect()
+}
