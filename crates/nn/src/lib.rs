@@ -1,0 +1,3 @@
+//! Neural-network building blocks for `ebm`: parameters, layers, optimisers, weights on disk.
+
+#![deny(missing_docs)]
