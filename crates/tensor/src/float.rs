@@ -94,7 +94,9 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
     let clamped = x.clamp(-87.33654, 88.72284);
-    let n = (clamped * LOG2E).round();
+    // Round to nearest by adding and removing 1.5 * 2^23 (no libm call, so loops vectorise).
+    const SHIFTER: f32 = 12_582_912.0;
+    let n = (clamped * LOG2E + SHIFTER) - SHIFTER;
     let r = clamped - n * C1 - n * C2;
 
     // e^r = 1 + r + r^2 q(r), q a minimax polynomial on |r| <= ln 2 / 2 (Cephes' expf).

@@ -149,3 +149,45 @@ pub(crate) fn broadcast_strides(shape: &Shape, target: &Shape) -> Vec<usize> {
         })
         .collect()
 }
+
+/// A scalar function that kernels inline into their loops (implementations mark `at` with
+/// `#[inline(always)]`, so that the loop vectorises around the function body).
+pub(crate) trait Scalar<T>: Sync {
+    /// The function's value at `x`.
+    fn at(&self, x: T) -> T;
+}
+
+/// `out[i] = f(x[i])`, or `g[i] * f(x[i])` when `g` is given, compiled for AVX-512 or AVX2
+/// when the CPU has them (chosen at run time). The loop of the transcendental functions.
+#[inline]
+pub(crate) fn apply<T: Float, F: Scalar<T>>(f: &F, x: &[T], g: Option<&[T]>) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    fill_chunks(&mut out, |start, chunk| {
+        let x = &x[start..start + chunk.len()];
+        match g {
+            None => apply_chunk(f, x, chunk),
+            Some(g) => apply_mul_chunk(f, x, &g[start..start + chunk.len()], chunk),
+        }
+    });
+    out
+}
+
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn apply_chunk<T: Float, F: Scalar<T>>(f: &F, x: &[T], out: &mut [T]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = f.at(v);
+    }
+}
+
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn apply_mul_chunk<T: Float, F: Scalar<T>>(f: &F, x: &[T], g: &[T], out: &mut [T]) {
+    for ((o, &v), &gi) in out.iter_mut().zip(x).zip(g) {
+        *o = gi * f.at(v);
+    }
+}

@@ -4,7 +4,7 @@
 //! (s' = s - s^2, t' = 1 - t^2), so the k-th derivative of sigmoid, tanh, softplus and SiLU is a
 //! polynomial of degree k + 1 in one `exp`: any order is exact and costs the same.
 
-use super::elementwise::{map, zip};
+use super::elementwise::{Scalar, apply};
 use crate::Float;
 
 /// An elementwise function whose derivatives of every order the engine can evaluate.
@@ -66,6 +66,10 @@ impl Smooth {
     }
 }
 
+/// f' in terms of f, for the logistic sigmoid (s - s^2) and tanh (1 - t^2).
+const SIGMOID: [f64; 3] = [0.0, 1.0, -1.0];
+const TANH: [f64; 3] = [1.0, 0.0, -1.0];
+
 /// Up to this degree a polynomial is evaluated with a fixed, unrolled Horner loop.
 const FIXED: usize = 8;
 
@@ -91,9 +95,9 @@ fn chain_poly(k: usize, fprime: [f64; 3]) -> Vec<f64> {
 }
 
 #[inline(always)]
-fn horner<T: Float>(c: &[T; FIXED], x: T) -> T {
-    let mut acc = c[FIXED - 1];
-    for i in (0..FIXED - 1).rev() {
+fn horner<T: Float, const N: usize>(c: &[T; N], x: T) -> T {
+    let mut acc = c[N - 1];
+    for i in (0..N - 1).rev() {
         acc = acc * x + c[i];
     }
     acc
@@ -103,32 +107,19 @@ fn horner_slice<T: Float>(c: &[T], x: T) -> T {
     c.iter().rev().fold(T::zero(), |acc, &ci| acc * x + ci)
 }
 
-/// A polynomial in a form ready to evaluate fast.
-enum Poly<T> {
-    Fixed([T; FIXED]),
-    Long(Vec<T>),
+/// The coefficients as a fixed-size array, when the degree allows.
+fn fixed<T: Float, const N: usize>(coefficients: &[f64]) -> Option<[T; N]> {
+    (coefficients.len() <= N).then(|| {
+        let mut c = [T::zero(); N];
+        for (ci, &v) in c.iter_mut().zip(coefficients) {
+            *ci = T::of(v);
+        }
+        c
+    })
 }
 
-impl<T: Float> Poly<T> {
-    fn new(coefficients: &[f64]) -> Self {
-        if coefficients.len() <= FIXED {
-            let mut c = [T::zero(); FIXED];
-            for (ci, &v) in c.iter_mut().zip(coefficients) {
-                *ci = T::of(v);
-            }
-            Poly::Fixed(c)
-        } else {
-            Poly::Long(coefficients.iter().map(|&v| T::of(v)).collect())
-        }
-    }
-
-    #[inline(always)]
-    fn eval(&self, x: T) -> T {
-        match self {
-            Poly::Fixed(c) => horner(c, x),
-            Poly::Long(c) => horner_slice(c, x),
-        }
-    }
+fn long<T: Float>(coefficients: &[f64]) -> Vec<T> {
+    coefficients.iter().map(|&v| T::of(v)).collect()
 }
 
 #[inline(always)]
@@ -149,122 +140,265 @@ fn pow_derivative(p: f64, k: usize) -> (f64, f64) {
     (c, p - k as f64)
 }
 
-#[inline(always)]
-fn powq<T: Float>(x: T, q: f64, integral: bool) -> T {
-    if integral {
-        x.powi(q as i32)
-    } else {
-        x.powf(T::of(q))
+/// Declares a struct holding a kernel's constants and the scalar function it computes.
+macro_rules! scalar_fn {
+    ($name:ident { $($field:ident: $ty:ty),* } |$s:ident, $x:ident| $body:expr) => {
+        struct $name<T> {
+            $($field: $ty,)*
+            _t: std::marker::PhantomData<T>,
+        }
+        impl<T: Float> Scalar<T> for $name<T> {
+            #[inline(always)]
+            #[allow(unused_variables)]
+            fn at(&self, $x: T) -> T {
+                let $s = self;
+                $body
+            }
+        }
+    };
+}
+
+macro_rules! make {
+    ($name:ident { $($field:ident: $value:expr),* }) => {
+        $name { $($field: $value,)* _t: std::marker::PhantomData }
+    };
+}
+
+scalar_fn!(ExpFn {} | s, x | x.fast_exp());
+scalar_fn!(LnFn {} | s, x | x.ln());
+scalar_fn!(Ln1pFn {} | s, x | x.ln_1p());
+scalar_fn!(
+    PowIntFn {
+        c: T,
+        q: i32,
+        shift: T
+    } | s,
+    x | s.c * (x + s.shift).powi(s.q)
+);
+scalar_fn!(PowRealFn { c: T, q: T } | s, x | s.c * x.powf(s.q));
+scalar_fn!(ZeroFn {} | s, x | T::zero());
+scalar_fn!(SigmoidLongFn { p: Vec<T> } |s, x| horner_slice(&s.p, sigmoid(x)));
+scalar_fn!(TanhLongFn { p: Vec<T> } |s, x| horner_slice(&s.p, tanh(x)));
+scalar_fn!(
+    SoftplusFn {} | s,
+    x | x.max(T::zero()) + (-x.abs()).fast_exp().ln_1p()
+);
+scalar_fn!(SiluFn {} | s, x | x * sigmoid(x));
+scalar_fn!(SiluLongFn { pk: Vec<T>, pk1: Vec<T>, k: T } |s, x| {
+    let sg = sigmoid(x);
+    x * horner_slice(&s.pk, sg) + s.k * horner_slice(&s.pk1, sg)
+});
+// Piecewise functions: `pos` and `neg` give the derivative's value on each side, with
+// `neg_exp` choosing between a constant and a multiple of e^x on the negative side.
+scalar_fn!(
+    PiecewiseFn {
+        pos_slope: T,
+        pos_const: T,
+        neg_slope: T,
+        neg_const: T,
+        neg_exp: T
+    } | s,
+    x | {
+        if x > T::zero() {
+            s.pos_slope * x + s.pos_const
+        } else {
+            s.neg_slope * x + s.neg_const + s.neg_exp * x.fast_exp()
+        }
     }
+);
+scalar_fn!(
+    SignFn {} | s,
+    x | {
+        if x > T::zero() {
+            T::one()
+        } else if x < T::zero() {
+            -T::one()
+        } else {
+            T::zero()
+        }
+    }
+);
+
+/// p(sigmoid(x)) (`tanh: false`) or p(tanh(x)), with a polynomial of N coefficients.
+struct PolyFn<T, const N: usize> {
+    p: [T; N],
+    tanh: bool,
+}
+
+impl<T: Float, const N: usize> Scalar<T> for PolyFn<T, N> {
+    #[inline(always)]
+    fn at(&self, x: T) -> T {
+        let base = if self.tanh { tanh(x) } else { sigmoid(x) };
+        horner(&self.p, base)
+    }
+}
+
+/// x p(s) + k q(s) with s = sigmoid(x): the k-th derivative of SiLU.
+struct SiluPolyFn<T, const N: usize> {
+    p: [T; N],
+    q: [T; N],
+    k: T,
+}
+
+impl<T: Float, const N: usize> Scalar<T> for SiluPolyFn<T, N> {
+    #[inline(always)]
+    fn at(&self, x: T) -> T {
+        let s = sigmoid(x);
+        x * horner(&self.p, s) + self.k * horner(&self.q, s)
+    }
+}
+
+/// Runs `$body` with `$n` bound to a constant array size of at least `$len` (at most FIXED),
+/// so that short polynomials are evaluated without padding.
+macro_rules! with_size {
+    ($len:expr, $n:ident => $body:expr) => {
+        match $len {
+            0..=2 => {
+                const $n: usize = 2;
+                $body
+            }
+            3 => {
+                const $n: usize = 3;
+                $body
+            }
+            4 => {
+                const $n: usize = 4;
+                $body
+            }
+            5 | 6 => {
+                const $n: usize = 6;
+                $body
+            }
+            _ => {
+                const $n: usize = FIXED;
+                $body
+            }
+        }
+    };
+}
+
+/// The k-th derivative of sigmoid (`tanh: false`) or tanh as a kernel on `x`.
+fn poly_kernel<T: Float>(c: &[f64], tanh: bool, x: &[T], g: Option<&[T]>) -> Vec<T> {
+    if c.len() > FIXED {
+        let p = long(c);
+        return if tanh {
+            run(make!(TanhLongFn { p: p }), x, g)
+        } else {
+            run(make!(SigmoidLongFn { p: p }), x, g)
+        };
+    }
+    with_size!(c.len(), N => run(PolyFn::<T, N> { p: fixed(c).unwrap(), tanh }, x, g))
+}
+
+fn run<T: Float, F: Scalar<T>>(f: F, x: &[T], g: Option<&[T]>) -> Vec<T> {
+    apply(&f, x, g)
+}
+
+fn piecewise<T: Float>(pos: (f64, f64), neg: (f64, f64, f64)) -> PiecewiseFn<T> {
+    make!(PiecewiseFn {
+        pos_slope: T::of(pos.0),
+        pos_const: T::of(pos.1),
+        neg_slope: T::of(neg.0),
+        neg_const: T::of(neg.1),
+        neg_exp: T::of(neg.2)
+    })
 }
 
 /// Evaluates the k-th derivative of `f` at every element of `x`, times `g` when given.
 pub(crate) fn eval<T: Float>(f: Smooth, k: usize, x: &[T], g: Option<&[T]>) -> Vec<T> {
-    macro_rules! run {
-        ($h:expr) => {{
-            let h = $h;
-            match g {
-                None => map(x, h),
-                Some(g) => zip(x, g, move |x, g| g * h(x)),
-            }
-        }};
-    }
-    let zero = T::zero();
-    let one = T::one();
+    let sig = |k| chain_poly(k, SIGMOID);
     match f {
-        Smooth::Exp => run!(|x: T| x.fast_exp()),
+        Smooth::Exp => run(make!(ExpFn {}), x, g),
+        Smooth::Log if k == 0 => run(make!(LnFn {}), x, g),
+        Smooth::Log1p if k == 0 => run(make!(Ln1pFn {}), x, g),
         Smooth::Log | Smooth::Log1p => {
-            let shift = if f == Smooth::Log1p { one } else { zero };
-            if k == 0 {
-                if f == Smooth::Log1p {
-                    run!(|x: T| x.ln_1p())
-                } else {
-                    run!(|x: T| x.ln())
-                }
+            // d^k ln(x + shift) = (-1)^(k-1) (k-1)! (x + shift)^-k
+            let shift = if f == Smooth::Log1p {
+                T::one()
             } else {
-                // d^k ln(x) = (-1)^(k-1) (k-1)! x^-k
-                let (c, q) = pow_derivative(-1.0, k - 1);
-                let c = T::of(c);
-                run!(move |x: T| c * (x + shift).powi(q as i32))
-            }
+                T::zero()
+            };
+            let (c, q) = pow_derivative(-1.0, k - 1);
+            run(
+                make!(PowIntFn {
+                    c: T::of(c),
+                    q: q as i32,
+                    shift: shift
+                }),
+                x,
+                g,
+            )
         }
         Smooth::Pow(p) => {
             let (c, q) = pow_derivative(p, k);
-            let integral = q.fract() == 0.0;
             if c == 0.0 {
-                run!(|_x: T| zero)
+                run(make!(ZeroFn {}), x, g)
+            } else if q.fract() == 0.0 {
+                run(
+                    make!(PowIntFn {
+                        c: T::of(c),
+                        q: q as i32,
+                        shift: T::zero()
+                    }),
+                    x,
+                    g,
+                )
             } else {
-                let c = T::of(c);
-                run!(move |x: T| c * powq(x, q, integral))
+                run(
+                    make!(PowRealFn {
+                        c: T::of(c),
+                        q: T::of(q)
+                    }),
+                    x,
+                    g,
+                )
             }
         }
-        Smooth::Sigmoid => {
-            let p = Poly::new(&chain_poly(k, [0.0, 1.0, -1.0]));
-            run!(move |x: T| p.eval(sigmoid(x)))
-        }
-        Smooth::Tanh => {
-            let p = Poly::new(&chain_poly(k, [1.0, 0.0, -1.0]));
-            run!(move |x: T| p.eval(tanh(x)))
-        }
-        Smooth::Softplus => {
-            if k == 0 {
-                // max(x, 0) + ln(1 + e^-|x|), without overflow
-                run!(|x: T| x.max(zero) + (-x.abs()).fast_exp().ln_1p())
-            } else {
-                let p = Poly::new(&chain_poly(k - 1, [0.0, 1.0, -1.0]));
-                run!(move |x: T| p.eval(sigmoid(x)))
-            }
-        }
+        Smooth::Sigmoid => poly_kernel(&sig(k), false, x, g),
+        Smooth::Tanh => poly_kernel(&chain_poly(k, TANH), true, x, g),
+        Smooth::Softplus if k == 0 => run(make!(SoftplusFn {}), x, g),
+        Smooth::Softplus => poly_kernel(&sig(k - 1), false, x, g),
+        Smooth::Silu if k == 0 => run(make!(SiluFn {}), x, g),
         Smooth::Silu => {
             // d^k (x s) = x s^(k) + k s^(k-1)
-            let pk = Poly::new(&chain_poly(k, [0.0, 1.0, -1.0]));
-            if k == 0 {
-                run!(move |x: T| x * sigmoid(x))
+            let (p, q, kt) = (sig(k), sig(k - 1), T::of(k as f64));
+            if p.len() > FIXED {
+                run(
+                    make!(SiluLongFn {
+                        pk: long(&p),
+                        pk1: long(&q),
+                        k: kt
+                    }),
+                    x,
+                    g,
+                )
             } else {
-                let pk1 = Poly::new(&chain_poly(k - 1, [0.0, 1.0, -1.0]));
-                let kt = T::of(k as f64);
-                run!(move |x: T| {
-                    let s = sigmoid(x);
-                    x * pk.eval(s) + kt * pk1.eval(s)
+                with_size!(p.len(), N => {
+                    let (p, q) = (fixed(&p).unwrap(), fixed(&q).unwrap());
+                    run(SiluPolyFn::<T, N> { p, q, k: kt }, x, g)
                 })
             }
         }
-        Smooth::Elu(alpha) => {
-            let a = T::of(alpha);
-            match k {
-                0 => run!(move |x: T| if x > zero {
-                    x
-                } else {
-                    a * (x.fast_exp() - one)
-                }),
-                1 => run!(move |x: T| if x > zero { one } else { a * x.fast_exp() }),
-                _ => run!(move |x: T| if x > zero { zero } else { a * x.fast_exp() }),
-            }
-        }
+        Smooth::Elu(a) => match k {
+            0 => run(piecewise((1.0, 0.0), (0.0, -a, a)), x, g),
+            1 => run(piecewise((0.0, 1.0), (0.0, 0.0, a)), x, g),
+            _ => run(piecewise((0.0, 0.0), (0.0, 0.0, a)), x, g),
+        },
         Smooth::Abs => match k {
-            0 => run!(|x: T| x.abs()),
-            1 => run!(move |x: T| if x > zero {
-                one
-            } else if x < zero {
-                -one
-            } else {
-                zero
-            }),
-            _ => run!(|_x: T| zero),
+            0 => run(piecewise((1.0, 0.0), (-1.0, 0.0, 0.0)), x, g),
+            1 => run(make!(SignFn {}), x, g),
+            _ => run(make!(ZeroFn {}), x, g),
         },
         Smooth::Relu => match k {
-            0 => run!(move |x: T| if x > zero { x } else { zero }),
-            1 => run!(move |x: T| if x > zero { one } else { zero }),
-            _ => run!(|_x: T| zero),
+            0 => run(piecewise((1.0, 0.0), (0.0, 0.0, 0.0)), x, g),
+            1 => run(piecewise((0.0, 1.0), (0.0, 0.0, 0.0)), x, g),
+            _ => run(make!(ZeroFn {}), x, g),
         },
-        Smooth::LeakyRelu(slope) => {
-            let a = T::of(slope);
-            match k {
-                0 => run!(move |x: T| if x > zero { x } else { a * x }),
-                1 => run!(move |x: T| if x > zero { one } else { a }),
-                _ => run!(|_x: T| zero),
-            }
-        }
+        Smooth::LeakyRelu(a) => match k {
+            0 => run(piecewise((1.0, 0.0), (a, 0.0, 0.0)), x, g),
+            1 => run(piecewise((0.0, 1.0), (0.0, a, 0.0)), x, g),
+            _ => run(make!(ZeroFn {}), x, g),
+        },
     }
 }
 
@@ -299,7 +433,7 @@ mod tests {
         let xs = [0.3, 0.9, 1.7, -0.4, -2.2];
         let h = 1e-5;
         for f in fs {
-            for k in 0..6 {
+            for k in 0..9 {
                 for &x in &xs {
                     if matches!(f, Smooth::Log | Smooth::Pow(2.5)) && x <= 0.0
                         || f == Smooth::Log1p && x <= -1.0

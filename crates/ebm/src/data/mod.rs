@@ -1,0 +1,3 @@
+//! Data sets: the built-in 2-D sets, generated in code from a seed.
+
+pub mod toy2d;
