@@ -12,10 +12,7 @@ use std::time::Instant;
 fn main() {
     // Run on a pool thread: parallel kernels then split work with `join` instead of injecting
     // jobs from outside the pool and blocking on a latch.
-    rayon::ThreadPoolBuilder::new()
-        .build()
-        .unwrap()
-        .install(run);
+    ebm_tensor::with_threads(2, run);
 }
 
 fn run() {
@@ -48,7 +45,7 @@ fn run() {
         let energy = h.sum();
         let gx = grad(
             &[energy],
-            &[noisy.clone()],
+            std::slice::from_ref(&noisy),
             None,
             GradOptions::create_graph(),
         )
@@ -60,7 +57,7 @@ fn run() {
             .mean()
             * 0.5;
         let grads = grad(
-            &[loss.clone()],
+            std::slice::from_ref(&loss),
             &params,
             None,
             GradOptions::default().allow_unused(true),

@@ -105,7 +105,7 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let q = q * r + 8.333_452e-3;
     let q = q * r + 4.166_579_6e-2;
     let q = q * r + 1.666_666_5e-1;
-    let q = q * r + 5.000_000_1e-1;
+    let q = q * r + 0.5;
     let p = q * r * r + r + 1.0;
 
     // 2^n for n in [-126, 128]: n = 128 only when x is near the top, so split it in two halves.

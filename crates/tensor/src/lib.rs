@@ -28,6 +28,13 @@
 //! assert_eq!(grads.get(&w).unwrap().dims(), &[2, 8]);
 //! ```
 //!
+//! # Threads
+//! Large kernels split their work over rayon's threads in fixed-size chunks, so results do not
+//! depend on the number of threads. Run a training loop inside [`with_threads`] (or your own
+//! rayon pool's `install`): kernels called from a pool thread share the work with the caller,
+//! while kernels called from outside hand it over and wait, which costs microseconds per
+//! operation.
+//!
 //! # Conventions
 //! Shapes are row-major and batch-first. Operations panic on shape mismatches (a programmer
 //! error) with the shapes in the message; fallible constructors and [`autodiff::grad`] return
@@ -43,9 +50,11 @@ mod kernels;
 pub mod ops;
 mod shape;
 mod tensor;
+mod threads;
 
 pub use error::TensorError;
 pub use float::{DType, Float};
 pub use ops::{Conv2dOptions, Smooth};
 pub use shape::Shape;
 pub use tensor::Tensor;
+pub use threads::with_threads;

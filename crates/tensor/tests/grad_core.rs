@@ -1,6 +1,9 @@
 //! First-, second- and third-order checks of arithmetic, elementwise functions, reductions,
 //! matrix products and layout operations against finite differences in f64.
 
+// `&[x.clone()]` reads better than `std::slice::from_ref(&x)` in these tables of checks.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 mod common;
 
 use common::{check, randn, random_dims, rng, uniform};

@@ -53,33 +53,20 @@ impl<T: Float> Tensor<T> {
     pub fn concat(tensors: &[Tensor<T>], axis: isize) -> Tensor<T> {
         assert!(!tensors.is_empty(), "concat of an empty list");
         let ax = tensors[0].shape().axis(axis);
-        let mut total = 0;
+        let first = tensors[0].shape();
+        let off_axis = |s: &Shape| {
+            let mut d = s.dims().to_vec();
+            d[ax] = 0;
+            d
+        };
         for t in tensors {
-            let mut a = t.dims().to_vec();
-            let mut b = tensors[0].dims().to_vec();
-            a[ax] = 0;
-            b[ax] = 0;
-            assert_eq!(
-                a,
-                b,
-                "concat: shapes {} and {} differ off axis {axis}",
-                t.shape(),
-                tensors[0].shape()
+            assert!(
+                t.rank() == first.rank() && off_axis(t.shape()) == off_axis(first),
+                "concat: shapes {} and {first} differ off axis {axis}",
+                t.shape()
             );
-            total += t.dims()[ax];
         }
-        // A sum of zero-padded pieces: every piece's backward is then a narrow.
-        let mut offset = 0;
-        let mut out: Option<Tensor<T>> = None;
-        for t in tensors {
-            let piece = t.pad_axis(ax as isize, offset, total);
-            offset += t.dims()[ax];
-            out = Some(match out {
-                Some(acc) => acc + piece,
-                None => piece,
-            });
-        }
-        out.unwrap()
+        concat_halves(tensors, ax)
     }
 
     /// Joins tensors of equal shape along a new `axis` (`0..=rank`).
@@ -126,7 +113,10 @@ impl<T: Float> Tensor<T> {
         assert_eq!(
             self.dims()[ax],
             indices.len(),
-            "index_add: one index per slice"
+            "index_add: {} indices for the {} slices along axis {axis} of {}",
+            indices.len(),
+            self.dims()[ax],
+            self.shape()
         );
         if let Some(&bad) = indices.iter().find(|&&i| i >= len) {
             panic!("index_add: index {bad} is out of range for extent {len}");
@@ -162,7 +152,7 @@ impl<T: Float> Tensor<T> {
         let index_shape = index_shape.into();
         let ax = self.shape().axis(axis);
         let full = self.dims()[ax];
-        check_gather_shapes(self.shape(), &index_shape, ax, index.len());
+        check_gather_shapes("gather", self.shape(), &index_shape, ax, index.len());
         let (before, after, len) = split(&index_shape, ax);
         let mut data = Vec::with_capacity(index.len());
         for b in 0..before {
@@ -190,8 +180,8 @@ impl<T: Float> Tensor<T> {
     pub fn scatter_add(&self, axis: isize, index: &[usize], shape: impl Into<Shape>) -> Tensor<T> {
         let shape = shape.into();
         let ax = self.shape().axis(axis);
+        check_gather_shapes("scatter_add", &shape, self.shape(), ax, index.len());
         let full = shape.dims()[ax];
-        check_gather_shapes(&shape, self.shape(), ax, index.len());
         let (before, after, len) = split(self.shape(), ax);
         let mut data = vec![T::zero(); shape.numel()];
         for b in 0..before {
@@ -258,6 +248,10 @@ impl<T: Float> Tensor<T> {
     /// Clamps every element to `[min, max]`. The gradient is passed where the element lies
     /// strictly inside and is zero where it was clamped; higher derivatives are those of the
     /// identity inside.
+    ///
+    /// # Panics
+    /// When `min > max` or either is NaN.
+    #[track_caller]
     pub fn clamp(&self, min: f64, max: f64) -> Tensor<T> {
         assert!(min <= max, "clamp: min {min} > max {max}");
         let (lo, hi) = (T::of(min), T::of(max));
@@ -289,6 +283,20 @@ impl<T: Float> Tensor<T> {
     }
 }
 
+/// Joins the two halves of `tensors`, each joined the same way, as a sum of two zero-padded
+/// parts (so that each part's backward is a narrow): O(total size * log(pieces)) work, where
+/// adding every piece padded to the full size would be quadratic in the number of pieces.
+fn concat_halves<T: Float>(tensors: &[Tensor<T>], axis: usize) -> Tensor<T> {
+    if let [single] = tensors {
+        return single.clone();
+    }
+    let (left, right) = tensors.split_at(tensors.len() / 2);
+    let (left, right) = (concat_halves(left, axis), concat_halves(right, axis));
+    let (split, total) = (left.dims()[axis], left.dims()[axis] + right.dims()[axis]);
+    let ax = axis as isize;
+    left.pad_axis(ax, 0, total) + right.pad_axis(ax, split, total)
+}
+
 fn zip3<T: Float>(k: &[T], a: &[T], b: &[T], f: impl Fn(T, T, T) -> T) -> Vec<T> {
     k.iter()
         .zip(a.iter().zip(b))
@@ -303,24 +311,26 @@ fn split(shape: &Shape, axis: usize) -> (usize, usize, usize) {
     (before, after, shape.dims()[axis])
 }
 
+/// Panics unless `index` (with `index_len` entries) has the rank of `source` and its extents
+/// off `axis`: the shapes of a gather's source and result, or of a scatter's target and input.
 #[track_caller]
-fn check_gather_shapes(source: &Shape, index: &Shape, axis: usize, index_len: usize) {
+fn check_gather_shapes(op: &str, source: &Shape, index: &Shape, axis: usize, index_len: usize) {
     assert_eq!(
         index.numel(),
         index_len,
-        "gather: {index_len} indices for an index shape {index}"
+        "{op}: {index_len} indices for an index shape {index}"
     );
     let mut a = source.dims().to_vec();
     let mut b = index.dims().to_vec();
     assert_eq!(
         a.len(),
         b.len(),
-        "gather: source {source} and index {index} ranks differ"
+        "{op}: source {source} and index {index} ranks differ"
     );
     a[axis] = 0;
     b[axis] = 0;
     assert_eq!(
         a, b,
-        "gather: source {source} and index {index} differ off axis {axis}"
+        "{op}: source {source} and index {index} differ off axis {axis}"
     );
 }
