@@ -109,7 +109,8 @@ pub fn check_gradients(
     let mut weights: Vec<Vec<Tensor<f64>>> = Vec::new();
     for level in 0..order {
         // Draw this level's weights from the shapes of its outputs.
-        let outputs = evaluate(f, &xs, &weights, level);
+        let (vars_x, vars_w) = variables(&xs, &weights);
+        let outputs = evaluate(f, &vars_x, &vars_w, level);
         weights.push(
             outputs
                 .iter()
@@ -148,20 +149,23 @@ fn weighted_sum(outputs: &[Tensor<f64>], weights: &[Tensor<f64>]) -> Tensor<f64>
     total
 }
 
+/// Fresh leaves that require grad, holding the values of the inputs and the weights.
+fn variables(
+    xs: &[Tensor<f64>],
+    weights: &[Vec<Tensor<f64>>],
+) -> (Vec<Tensor<f64>>, Vec<Vec<Tensor<f64>>>) {
+    let leaf = |t: &Tensor<f64>| t.detach().set_requires_grad(true);
+    let xs = xs.iter().map(leaf).collect();
+    let weights = weights
+        .iter()
+        .map(|ws| ws.iter().map(leaf).collect())
+        .collect();
+    (xs, weights)
+}
+
 /// S_k as a plain number, for finite differences.
 fn s_value(f: &TestFn<'_>, xs: &[Tensor<f64>], weights: &[Vec<Tensor<f64>>], level: usize) -> f64 {
-    let xs: Vec<Tensor<f64>> = xs
-        .iter()
-        .map(|x| x.detach().set_requires_grad(true))
-        .collect();
-    let weights: Vec<Vec<Tensor<f64>>> = weights
-        .iter()
-        .map(|ws| {
-            ws.iter()
-                .map(|w| w.detach().set_requires_grad(true))
-                .collect()
-        })
-        .collect();
+    let (xs, weights) = variables(xs, weights);
     weighted_sum(&evaluate(f, &xs, &weights, level), &weights[level]).item()
 }
 
@@ -173,18 +177,7 @@ fn check_level(
     options: &CheckOptions,
 ) -> Result<(), CheckFailure> {
     // The engine's gradient of S_k with respect to the inputs and the earlier weights.
-    let vars_x: Vec<Tensor<f64>> = xs
-        .iter()
-        .map(|x| x.detach().set_requires_grad(true))
-        .collect();
-    let vars_w: Vec<Vec<Tensor<f64>>> = weights
-        .iter()
-        .map(|ws| {
-            ws.iter()
-                .map(|w| w.detach().set_requires_grad(true))
-                .collect()
-        })
-        .collect();
+    let (vars_x, vars_w) = variables(xs, weights);
     let s = weighted_sum(&evaluate(f, &vars_x, &vars_w, level), &vars_w[level]);
     let mut variables: Vec<(String, Tensor<f64>)> = vars_x
         .iter()
@@ -269,6 +262,18 @@ mod tests {
         Tensor::from_op(data, x.shape().clone(), "exp_wrong", [x], |c| {
             vec![Some((c.grad * c.out).mul_scalar(2.0))]
         })
+    }
+
+    #[test]
+    fn a_function_with_its_own_parameter_is_checked_to_second_order() {
+        // The output requires grad through a leaf made inside the function, not only through
+        // the inputs.
+        let x = Tensor::<f64>::from_f64s(&[0.4, -0.3], Shape::new(&[2]));
+        let f = |v: &[Tensor<f64>]| {
+            let own = Tensor::<f64>::from_f64s(&[1.5, 0.5], Shape::new(&[2]));
+            (&v[0] * &own.set_requires_grad(true)).silu()
+        };
+        check_gradients(&f, &[x], 2, &CheckOptions::default()).unwrap();
     }
 
     #[test]

@@ -91,12 +91,13 @@ pub fn grad<T: Float>(
     }
     let seeds = seeds(outputs, grad_outputs)?;
     let targets: Vec<u64> = inputs.iter().map(Tensor::id).collect();
-    let mut found = run(outputs, seeds, Targets::Ids(&targets), options)?;
+    let found = run(outputs, seeds, Targets::Ids(&targets), options)?;
 
+    // Looked up, not taken out: an input listed twice gets its gradient twice.
     let mut result = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter().enumerate() {
-        match found.remove(&input.id()) {
-            Some(g) => result.push(g),
+        match found.get(&input.id()) {
+            Some(g) => result.push(g.clone()),
             None if options.allow_unused => result.push(input.zeros_like()),
             None => {
                 return Err(TensorError::UnusedInput {
@@ -187,6 +188,7 @@ fn seeds<T: Float>(
     }
 }
 
+#[derive(Clone, Copy)]
 enum Targets<'a> {
     Ids(&'a [u64]),
     Leaves,
@@ -288,6 +290,12 @@ fn run<T: Float>(
 
     let mut grads: Vec<Option<Tensor<T>>> = vec![None; entries.len()];
     let mut found = HashMap::new();
+    // Inputs are made before the operations that use them, so only a target with a smaller id
+    // can lie below a node.
+    let older_target = |id: u64| match targets {
+        Targets::Ids(ids) => ids.iter().any(|&t| t < id),
+        Targets::Leaves => true,
+    };
     with_grad_mode(options.create_graph, || -> Result<(), TensorError> {
         for (out, seed) in outputs.iter().zip(seeds) {
             if let Some(&i) = index_of.get(&out.id()) {
@@ -303,8 +311,12 @@ fn run<T: Float>(
             if is_target[i] {
                 found.insert(entry.tensor.id(), g.clone());
             }
-            if let (Some(op), false) = (entry.freed, is_target[i]) {
-                return Err(TensorError::GraphFreed { op });
+            if let Some(op) = entry.freed {
+                // A released target ends the pass here, which is wrong only if another target
+                // may lie below it (its gradient would be missing or partial).
+                if !is_target[i] || older_target(entry.tensor.id()) {
+                    return Err(TensorError::GraphFreed { op });
+                }
             }
             let needs: SmallVec<[bool; 2]> = entry
                 .parents

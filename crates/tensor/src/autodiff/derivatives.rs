@@ -19,9 +19,9 @@ pub fn vjp<T: Float>(
         allow_unused: true,
     };
     let mut g = grad(
-        &[output.clone()],
-        &[input.clone()],
-        Some(&[v.clone()]),
+        std::slice::from_ref(output),
+        std::slice::from_ref(input),
+        Some(std::slice::from_ref(v)),
         options,
     )?;
     Ok(g.remove(0))
