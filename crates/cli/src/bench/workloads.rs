@@ -1,0 +1,84 @@
+//! The benchmark workloads that the library can run today (BENCH.md): an MLP energy
+//! 2-128-128-1 with SiLU, batches of 256 from `8gaussians` drawn fresh each step, a
+//! score-matching loss, and an Adam update (lr 1e-3), all in f32.
+
+use super::Workload;
+use ebm::data::toy2d::eight_gaussians;
+use ebm::objective::score_matching::{
+    denoising_score_matching, exact_score_matching, sliced_score_matching,
+};
+use ebm_nn::{Activation, Adam, AdamConfig, Mlp, Module, Optimizer, ParamStore};
+use ebm_tensor::Tensor;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const BATCH: usize = 256;
+const SIGMA: f64 = 0.1;
+const WIDTHS: [usize; 4] = [2, 128, 128, 1];
+
+/// Every workload, in the order of BENCH.md.
+pub(crate) fn all() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "dsm-mlp",
+            about: "MLP 2-128-128-1 energy, batch 256 of 8gaussians, denoising score matching, Adam",
+            steps: 2000,
+            warmup: 100,
+            build: |seed| training(seed, Loss::Denoising),
+            units: 1,
+        },
+        Workload {
+            name: "ssm-mlp",
+            about: "same energy and data, sliced score matching (one projection), Adam",
+            steps: 2000,
+            warmup: 100,
+            build: |seed| training(seed, Loss::Sliced),
+            units: 1,
+        },
+        Workload {
+            name: "esm-mlp",
+            about: "same energy and data, exact score matching (Hessian trace), Adam",
+            steps: 1000,
+            warmup: 50,
+            build: |seed| training(seed, Loss::Exact),
+            units: 1,
+        },
+    ]
+}
+
+#[derive(Clone, Copy)]
+enum Loss {
+    Denoising,
+    Sliced,
+    Exact,
+}
+
+/// A training step of the MLP energy with the given loss: fresh data, loss, gradients, Adam.
+fn training(seed: u64, loss: Loss) -> Box<dyn FnMut() -> f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut store = ParamStore::<f32>::new();
+    let mlp =
+        Mlp::new(&mut store, "energy", &WIDTHS, Activation::Silu, &mut rng).expect("a valid MLP");
+    let mut adam = Adam::new(AdamConfig {
+        lr: 1e-3,
+        ..AdamConfig::default()
+    })
+    .expect("valid Adam");
+
+    Box::new(move || {
+        let x = eight_gaussians::<f32, _>(BATCH, &mut rng);
+        let energy = |x: &Tensor<f32>| mlp.forward(&store, x).reshape([x.dim(0)]);
+        let loss = match loss {
+            Loss::Denoising => denoising_score_matching(&energy, &x, SIGMA, &mut rng),
+            Loss::Sliced => {
+                let v = Tensor::randn([BATCH, 2], &mut rng);
+                sliced_score_matching(&energy, &x, &v, false)
+            }
+            Loss::Exact => exact_score_matching(&energy, &x),
+        }
+        .expect("the score-matching losses of an MLP energy are differentiable");
+        let grads = store.backward(&loss).expect("the loss is a scalar");
+        adam.step(&mut store, &grads);
+        loss.item()
+    })
+}

@@ -1,0 +1,32 @@
+//! Command-line flags and dispatch to the subcommands.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Energy-based models: train, sample, evaluate, benchmark.
+#[derive(Parser, Debug)]
+#[command(name = "ebm", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Time one of the benchmark workloads (see shared BENCH.md), like the JAX/PyTorch peers.
+    Bench(crate::bench::BenchArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(args) => crate::bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
