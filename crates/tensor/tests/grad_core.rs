@@ -171,6 +171,28 @@ fn matmul_plain_transposed_and_batched_to_third_order() {
 }
 
 #[test]
+fn linear_with_and_without_bias_to_third_order() {
+    let mut r = rng(7);
+    let (x, w, b) = (
+        randn(&mut r, &[5, 3]),
+        randn(&mut r, &[4, 3]),
+        randn(&mut r, &[4]),
+    );
+    check(
+        "linear",
+        &|v| v[0].linear(&v[1], Some(&v[2])).silu(),
+        &[x.clone(), w.clone(), b],
+        3,
+    );
+    check(
+        "linear without bias",
+        &|v| v[0].linear(&v[1], None).silu(),
+        &[x, w],
+        3,
+    );
+}
+
+#[test]
 fn layout_operations_to_second_order() {
     let mut r = rng(6);
     let x = randn(&mut r, &[2, 3, 4]);

@@ -208,11 +208,8 @@ impl<T: Float> Module<T> for Linear {
             self.in_features,
             x.shape()
         );
-        let y = x.matmul_t(&self.weight(store), false, true);
-        match &self.bias {
-            Some(b) => y + store.expect(b),
-            None => y,
-        }
+        let bias = self.bias.as_ref().map(|b| store.expect(b));
+        x.linear(&self.weight(store), bias)
     }
 
     fn update_state(&self, store: &mut ParamStore<T>) {

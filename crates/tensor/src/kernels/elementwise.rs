@@ -191,3 +191,49 @@ fn apply_mul_chunk<T: Float, F: Scalar<T>>(f: &F, x: &[T], g: &[T], out: &mut [T
         *o = gi * f.at(v);
     }
 }
+
+/// A function of an element and of its cached basis (see `kernels::basis`), inlined into the
+/// loops of [`apply_basis`].
+pub(crate) trait Scalar2<T>: Sync {
+    /// The value at `x`, whose basis is `s`.
+    fn at(&self, x: T, s: T) -> T;
+}
+
+/// `out[i] = f(x[i], s[i])`, or `g[i] * f(x[i], s[i])` when `g` is given; vectorised as
+/// [`apply`].
+pub(crate) fn apply_basis<T: Float, F: Scalar2<T>>(
+    f: &F,
+    x: &[T],
+    s: &[T],
+    g: Option<&[T]>,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    fill_chunks(&mut out, |start, chunk| {
+        let range = start..start + chunk.len();
+        match g {
+            None => basis_chunk(f, &x[range.clone()], &s[range], chunk),
+            Some(g) => basis_mul_chunk(f, &x[range.clone()], &s[range.clone()], &g[range], chunk),
+        }
+    });
+    out
+}
+
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn basis_chunk<T: Float, F: Scalar2<T>>(f: &F, x: &[T], s: &[T], out: &mut [T]) {
+    for ((o, &v), &b) in out.iter_mut().zip(x).zip(s) {
+        *o = f.at(v, b);
+    }
+}
+
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn basis_mul_chunk<T: Float, F: Scalar2<T>>(f: &F, x: &[T], s: &[T], g: &[T], out: &mut [T]) {
+    for (((o, &v), &b), &gi) in out.iter_mut().zip(x).zip(s).zip(g) {
+        *o = gi * f.at(v, b);
+    }
+}

@@ -4,6 +4,7 @@
 //! Parallelism: loops split into chunks of a fixed size (never a size derived from the number
 //! of threads), so results are identical for any number of threads.
 
+pub(crate) mod basis;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod layout;

@@ -67,15 +67,15 @@ impl Smooth {
 }
 
 /// f' in terms of f, for the logistic sigmoid (s - s^2) and tanh (1 - t^2).
-const SIGMOID: [f64; 3] = [0.0, 1.0, -1.0];
-const TANH: [f64; 3] = [1.0, 0.0, -1.0];
+pub(super) const SIGMOID: [f64; 3] = [0.0, 1.0, -1.0];
+pub(super) const TANH: [f64; 3] = [1.0, 0.0, -1.0];
 
 /// Up to this degree a polynomial is evaluated with a fixed, unrolled Horner loop.
-const FIXED: usize = 8;
+pub(super) const FIXED: usize = 8;
 
 /// Coefficients (lowest degree first) of the polynomial P with d^k/dx^k f(x) = P(f(x)), for a
 /// function with f' = c0 + c1 f + c2 f^2 (sigmoid: 0, 1, -1; tanh: 1, 0, -1).
-fn chain_poly(k: usize, fprime: [f64; 3]) -> Vec<f64> {
+pub(super) fn chain_poly(k: usize, fprime: [f64; 3]) -> Vec<f64> {
     let mut p = vec![0.0, 1.0];
     for _ in 0..k {
         // P_{n+1}(f) = P_n'(f) * f'(f)
@@ -95,7 +95,7 @@ fn chain_poly(k: usize, fprime: [f64; 3]) -> Vec<f64> {
 }
 
 #[inline(always)]
-fn horner<T: Float, const N: usize>(c: &[T; N], x: T) -> T {
+pub(super) fn horner<T: Float, const N: usize>(c: &[T; N], x: T) -> T {
     let mut acc = c[N - 1];
     for i in (0..N - 1).rev() {
         acc = acc * x + c[i];
@@ -103,12 +103,12 @@ fn horner<T: Float, const N: usize>(c: &[T; N], x: T) -> T {
     acc
 }
 
-fn horner_slice<T: Float>(c: &[T], x: T) -> T {
+pub(super) fn horner_slice<T: Float>(c: &[T], x: T) -> T {
     c.iter().rev().fold(T::zero(), |acc, &ci| acc * x + ci)
 }
 
 /// The coefficients as a fixed-size array, when the degree allows.
-fn fixed<T: Float, const N: usize>(coefficients: &[f64]) -> Option<[T; N]> {
+pub(super) fn fixed<T: Float, const N: usize>(coefficients: &[f64]) -> Option<[T; N]> {
     (coefficients.len() <= N).then(|| {
         let mut c = [T::zero(); N];
         for (ci, &v) in c.iter_mut().zip(coefficients) {
@@ -118,17 +118,17 @@ fn fixed<T: Float, const N: usize>(coefficients: &[f64]) -> Option<[T; N]> {
     })
 }
 
-fn long<T: Float>(coefficients: &[f64]) -> Vec<T> {
+pub(super) fn long<T: Float>(coefficients: &[f64]) -> Vec<T> {
     coefficients.iter().map(|&v| T::of(v)).collect()
 }
 
 #[inline(always)]
-fn sigmoid<T: Float>(x: T) -> T {
+pub(super) fn sigmoid<T: Float>(x: T) -> T {
     T::one() / (T::one() + (-x).fast_exp())
 }
 
 #[inline(always)]
-fn tanh<T: Float>(x: T) -> T {
+pub(super) fn tanh<T: Float>(x: T) -> T {
     // 1 - 2 / (e^{2x} + 1): exact at both ends (e^{2x} = inf gives 1, 0 gives -1).
     let two = T::of(2.0);
     T::one() - two / ((two * x).fast_exp() + T::one())
@@ -276,6 +276,8 @@ macro_rules! with_size {
         }
     };
 }
+
+pub(super) use with_size;
 
 /// The k-th derivative of sigmoid (`tanh: false`) or tanh as a kernel on `x`.
 fn poly_kernel<T: Float>(c: &[f64], tanh: bool, x: &[T], g: Option<&[T]>) -> Vec<T> {

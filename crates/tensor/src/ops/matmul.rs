@@ -61,6 +61,53 @@ impl<T: Float> Tensor<T> {
     }
 }
 
+impl<T: Float> Tensor<T> {
+    /// The affine map of a linear layer, `x W^T + b`, in one pass: the bias is written into the
+    /// output first and the product added onto it (no separate broadcast addition).
+    ///
+    /// # Shapes
+    /// `x`: `[n, in]`; `weight`: `[out, in]` (PyTorch's layout); `bias`: `[out]`; result
+    /// `[n, out]`. A batch of matrices `[b, n, in]` is also accepted (product, then addition).
+    ///
+    /// # Panics
+    /// When the shapes do not fit.
+    #[track_caller]
+    pub fn linear(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>) -> Tensor<T> {
+        let (x, w) = (self, weight);
+        if x.rank() == 3 {
+            let y = x.matmul_t(w, false, true);
+            return match bias {
+                Some(b) => y + b,
+                None => y,
+            };
+        }
+        assert!(
+            x.rank() == 2 && w.rank() == 2 && x.dim(1) == w.dim(1),
+            "linear: input {} does not fit weight {} (expected [n, in] and [out, in])",
+            x.shape(),
+            w.shape()
+        );
+        let (n, k, m) = (x.dim(0), x.dim(1), w.dim(0));
+        let Some(b) = bias else {
+            return x.matmul_t(w, false, true);
+        };
+        assert_eq!(b.dims(), &[m], "linear: bias {} for {m} outputs", b.shape());
+
+        let mut out = Vec::with_capacity(n * m);
+        for _ in 0..n {
+            out.extend_from_slice(b.data());
+        }
+        gemm(n, k, m, x.data(), false, w.data(), true, &mut out, true);
+        Tensor::from_op(out, Shape::new(&[n, m]), "linear", [x, w, b], |c| {
+            let (x, w, g) = (c.input(0), c.input(1), c.grad);
+            let gx = c.needs(0).then(|| g.matmul(w));
+            let gw = c.needs(1).then(|| g.matmul_t(x, true, false));
+            let gb = c.needs(2).then(|| g.sum_to(c.input(2).shape()));
+            vec![gx, gw, gb]
+        })
+    }
+}
+
 /// The sizes of a (batched) product.
 struct Plan {
     batch: usize,

@@ -3,15 +3,32 @@
 //! Each is one [`Smooth`] function; its k-th derivative is evaluated in a single fused pass, and
 //! the backward rule of "k-th derivative" is "(k+1)-th derivative times the incoming gradient".
 
+use crate::kernels::basis;
 use crate::kernels::smooth::{Smooth, eval};
 use crate::{Float, Tensor};
+use std::sync::Arc;
+
+/// A function's basis at the input of an operation (sigmoid(x) for SiLU, say), computed once
+/// and shared by every derivative the graph takes of that operation; `None` for functions
+/// without one.
+type Basis<T> = Option<Arc<Vec<T>>>;
 
 impl<T: Float> Tensor<T> {
     /// The k-th derivative of `f`, elementwise (`k = 0` is `f` itself).
     pub fn smooth(&self, f: Smooth, k: usize) -> Tensor<T> {
-        let data = eval(f, k, self.data(), None);
+        let cache: Basis<T> = basis::basis(f, self.data()).map(Arc::new);
+        let data = match &cache {
+            Some(s) => basis::eval(f, k, self.data(), s, None),
+            None => None,
+        }
+        .unwrap_or_else(|| eval(f, k, self.data(), None));
         Tensor::from_op(data, self.shape().clone(), f.name(), [self], move |c| {
-            vec![Some(c.input(0).smooth_mul(f, k + 1, c.grad))]
+            vec![Some(c.input(0).derivative_mul(
+                f,
+                k + 1,
+                c.grad,
+                cache.clone(),
+            ))]
         })
     }
 
@@ -19,15 +36,30 @@ impl<T: Float> Tensor<T> {
     /// [`Tensor::smooth`], fused so that activations cost one pass per derivative order.
     #[track_caller]
     pub fn smooth_mul(&self, f: Smooth, k: usize, g: &Tensor<T>) -> Tensor<T> {
+        let cache = basis::basis(f, self.data()).map(Arc::new);
+        self.derivative_mul(f, k, g, cache)
+    }
+
+    /// [`Tensor::smooth_mul`] with the basis of `f` at `self` already computed.
+    #[track_caller]
+    fn derivative_mul(&self, f: Smooth, k: usize, g: &Tensor<T>, cache: Basis<T>) -> Tensor<T> {
         assert_eq!(self.shape(), g.shape(), "smooth_mul: x and g shapes differ");
         if f.vanishes(k) {
             return self.zeros_like();
         }
-        let data = eval(f, k, self.data(), Some(g.data()));
+        let data = match &cache {
+            Some(s) => basis::eval(f, k, self.data(), s, Some(g.data())),
+            None => None,
+        }
+        .unwrap_or_else(|| eval(f, k, self.data(), Some(g.data())));
         Tensor::from_op(data, self.shape().clone(), f.name(), [self, g], move |c| {
             let (x, g, gg) = (c.input(0), c.input(1), c.grad);
-            let dx = c.needs(0).then(|| x.smooth_mul(f, k + 1, &(gg * g)));
-            let dg = c.needs(1).then(|| x.smooth_mul(f, k, gg));
+            let dx = c
+                .needs(0)
+                .then(|| x.derivative_mul(f, k + 1, &(gg * g), cache.clone()));
+            let dg = c
+                .needs(1)
+                .then(|| x.derivative_mul(f, k, gg, cache.clone()));
             vec![dx, dg]
         })
     }
