@@ -67,6 +67,7 @@ mod io;
 mod layers;
 mod module;
 mod optim;
+mod sharded;
 mod state;
 mod store;
 
@@ -86,5 +87,6 @@ pub use optim::{
     Adam, AdamConfig, Decay, Ema, LrSchedule, LrScheduleConfig, Optimizer, Sgd, SgdConfig,
     clip_grad_norm,
 };
+pub use sharded::sharded_backward;
 pub use state::StateDict;
 pub use store::{ParamStore, TensorKind};
