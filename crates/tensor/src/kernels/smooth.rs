@@ -1,9 +1,9 @@
 //! Elementwise functions and all their derivatives, each evaluated in one pass.
 //!
-//! The derivatives of the logistic sigmoid and of tanh are polynomials in the function itself
-//! (s' = s - s^2, t' = 1 - t^2), so the k-th derivative of sigmoid, tanh, softplus and SiLU is a
-//! polynomial of degree k + 1 in one `exp`: any order is exact and costs the same.
+//! The derivatives of exp, sigmoid, tanh, softplus and SiLU come from their basis (see
+//! `kernels::basis`): any order is exact and costs the same.
 
+use super::basis;
 use super::elementwise::{Scalar, apply};
 use crate::Float;
 
@@ -66,62 +66,6 @@ impl Smooth {
     }
 }
 
-/// f' in terms of f, for the logistic sigmoid (s - s^2) and tanh (1 - t^2).
-pub(super) const SIGMOID: [f64; 3] = [0.0, 1.0, -1.0];
-pub(super) const TANH: [f64; 3] = [1.0, 0.0, -1.0];
-
-/// Up to this degree a polynomial is evaluated with a fixed, unrolled Horner loop.
-pub(super) const FIXED: usize = 8;
-
-/// Coefficients (lowest degree first) of the polynomial P with d^k/dx^k f(x) = P(f(x)), for a
-/// function with f' = c0 + c1 f + c2 f^2 (sigmoid: 0, 1, -1; tanh: 1, 0, -1).
-pub(super) fn chain_poly(k: usize, fprime: [f64; 3]) -> Vec<f64> {
-    let mut p = vec![0.0, 1.0];
-    for _ in 0..k {
-        // P_{n+1}(f) = P_n'(f) * f'(f)
-        let dp: Vec<f64> = (1..p.len()).map(|i| i as f64 * p[i]).collect();
-        let mut next = vec![0.0; dp.len() + 2];
-        for (i, &c) in dp.iter().enumerate() {
-            for (j, &q) in fprime.iter().enumerate() {
-                next[i + j] += c * q;
-            }
-        }
-        while next.len() > 1 && *next.last().unwrap() == 0.0 {
-            next.pop();
-        }
-        p = next;
-    }
-    p
-}
-
-#[inline(always)]
-pub(super) fn horner<T: Float, const N: usize>(c: &[T; N], x: T) -> T {
-    let mut acc = c[N - 1];
-    for i in (0..N - 1).rev() {
-        acc = acc * x + c[i];
-    }
-    acc
-}
-
-pub(super) fn horner_slice<T: Float>(c: &[T], x: T) -> T {
-    c.iter().rev().fold(T::zero(), |acc, &ci| acc * x + ci)
-}
-
-/// The coefficients as a fixed-size array, when the degree allows.
-pub(super) fn fixed<T: Float, const N: usize>(coefficients: &[f64]) -> Option<[T; N]> {
-    (coefficients.len() <= N).then(|| {
-        let mut c = [T::zero(); N];
-        for (ci, &v) in c.iter_mut().zip(coefficients) {
-            *ci = T::of(v);
-        }
-        c
-    })
-}
-
-pub(super) fn long<T: Float>(coefficients: &[f64]) -> Vec<T> {
-    coefficients.iter().map(|&v| T::of(v)).collect()
-}
-
 #[inline(always)]
 pub(super) fn sigmoid<T: Float>(x: T) -> T {
     T::one() / (T::one() + (-x).fast_exp())
@@ -164,7 +108,6 @@ macro_rules! make {
     };
 }
 
-scalar_fn!(ExpFn {} | s, x | x.fast_exp());
 scalar_fn!(LnFn {} | s, x | x.ln());
 scalar_fn!(Ln1pFn {} | s, x | x.ln_1p());
 scalar_fn!(
@@ -177,17 +120,10 @@ scalar_fn!(
 );
 scalar_fn!(PowRealFn { c: T, q: T } | s, x | s.c * x.powf(s.q));
 scalar_fn!(ZeroFn {} | s, x | T::zero());
-scalar_fn!(SigmoidLongFn { p: Vec<T> } |s, x| horner_slice(&s.p, sigmoid(x)));
-scalar_fn!(TanhLongFn { p: Vec<T> } |s, x| horner_slice(&s.p, tanh(x)));
 scalar_fn!(
     SoftplusFn {} | s,
     x | x.max(T::zero()) + (-x.abs()).fast_exp().ln_1p()
 );
-scalar_fn!(SiluFn {} | s, x | x * sigmoid(x));
-scalar_fn!(SiluLongFn { pk: Vec<T>, pk1: Vec<T>, k: T } |s, x| {
-    let sg = sigmoid(x);
-    x * horner_slice(&s.pk, sg) + s.k * horner_slice(&s.pk1, sg)
-});
 // Piecewise functions: `pos` and `neg` give the derivative's value on each side, with
 // `neg_exp` choosing between a constant and a multiple of e^x on the negative side.
 scalar_fn!(
@@ -219,79 +155,6 @@ scalar_fn!(
     }
 );
 
-/// p(sigmoid(x)) (`tanh: false`) or p(tanh(x)), with a polynomial of N coefficients.
-struct PolyFn<T, const N: usize> {
-    p: [T; N],
-    tanh: bool,
-}
-
-impl<T: Float, const N: usize> Scalar<T> for PolyFn<T, N> {
-    #[inline(always)]
-    fn at(&self, x: T) -> T {
-        let base = if self.tanh { tanh(x) } else { sigmoid(x) };
-        horner(&self.p, base)
-    }
-}
-
-/// x p(s) + k q(s) with s = sigmoid(x): the k-th derivative of SiLU.
-struct SiluPolyFn<T, const N: usize> {
-    p: [T; N],
-    q: [T; N],
-    k: T,
-}
-
-impl<T: Float, const N: usize> Scalar<T> for SiluPolyFn<T, N> {
-    #[inline(always)]
-    fn at(&self, x: T) -> T {
-        let s = sigmoid(x);
-        x * horner(&self.p, s) + self.k * horner(&self.q, s)
-    }
-}
-
-/// Runs `$body` with `$n` bound to a constant array size of at least `$len` (at most FIXED),
-/// so that short polynomials are evaluated without padding.
-macro_rules! with_size {
-    ($len:expr, $n:ident => $body:expr) => {
-        match $len {
-            0..=2 => {
-                const $n: usize = 2;
-                $body
-            }
-            3 => {
-                const $n: usize = 3;
-                $body
-            }
-            4 => {
-                const $n: usize = 4;
-                $body
-            }
-            5 | 6 => {
-                const $n: usize = 6;
-                $body
-            }
-            _ => {
-                const $n: usize = FIXED;
-                $body
-            }
-        }
-    };
-}
-
-pub(super) use with_size;
-
-/// The k-th derivative of sigmoid (`tanh: false`) or tanh as a kernel on `x`.
-fn poly_kernel<T: Float>(c: &[f64], tanh: bool, x: &[T], g: Option<&[T]>) -> Vec<T> {
-    if c.len() > FIXED {
-        let p = long(c);
-        return if tanh {
-            run(make!(TanhLongFn { p: p }), x, g)
-        } else {
-            run(make!(SigmoidLongFn { p: p }), x, g)
-        };
-    }
-    with_size!(c.len(), N => run(PolyFn::<T, N> { p: fixed(c).unwrap(), tanh }, x, g))
-}
-
 fn run<T: Float, F: Scalar<T>>(f: F, x: &[T], g: Option<&[T]>) -> Vec<T> {
     apply(&f, x, g)
 }
@@ -308,9 +171,7 @@ fn piecewise<T: Float>(pos: (f64, f64), neg: (f64, f64, f64)) -> PiecewiseFn<T> 
 
 /// Evaluates the k-th derivative of `f` at every element of `x`, times `g` when given.
 pub(crate) fn eval<T: Float>(f: Smooth, k: usize, x: &[T], g: Option<&[T]>) -> Vec<T> {
-    let sig = |k| chain_poly(k, SIGMOID);
     match f {
-        Smooth::Exp => run(make!(ExpFn {}), x, g),
         Smooth::Log if k == 0 => run(make!(LnFn {}), x, g),
         Smooth::Log1p if k == 0 => run(make!(Ln1pFn {}), x, g),
         Smooth::Log | Smooth::Log1p => {
@@ -356,30 +217,10 @@ pub(crate) fn eval<T: Float>(f: Smooth, k: usize, x: &[T], g: Option<&[T]>) -> V
                 )
             }
         }
-        Smooth::Sigmoid => poly_kernel(&sig(k), false, x, g),
-        Smooth::Tanh => poly_kernel(&chain_poly(k, TANH), true, x, g),
         Smooth::Softplus if k == 0 => run(make!(SoftplusFn {}), x, g),
-        Smooth::Softplus => poly_kernel(&sig(k - 1), false, x, g),
-        Smooth::Silu if k == 0 => run(make!(SiluFn {}), x, g),
-        Smooth::Silu => {
-            // d^k (x s) = x s^(k) + k s^(k-1)
-            let (p, q, kt) = (sig(k), sig(k - 1), T::of(k as f64));
-            if p.len() > FIXED {
-                run(
-                    make!(SiluLongFn {
-                        pk: long(&p),
-                        pk1: long(&q),
-                        k: kt
-                    }),
-                    x,
-                    g,
-                )
-            } else {
-                with_size!(p.len(), N => {
-                    let (p, q) = (fixed(&p).unwrap(), fixed(&q).unwrap());
-                    run(SiluPolyFn::<T, N> { p, q, k: kt }, x, g)
-                })
-            }
+        Smooth::Exp | Smooth::Sigmoid | Smooth::Tanh | Smooth::Softplus | Smooth::Silu => {
+            let s = basis::basis(f, x).expect("these functions have a basis");
+            basis::eval(f, k, x, &s, g).expect("every derivative but softplus itself")
         }
         Smooth::Elu(a) => match k {
             0 => run(piecewise((1.0, 0.0), (0.0, -a, a)), x, g),
@@ -407,15 +248,6 @@ pub(crate) fn eval<T: Float>(f: Smooth, k: usize, x: &[T], g: Option<&[T]>) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sigmoid_polynomials_match_known_derivatives() {
-        // s' = s - s^2, s'' = s - 3 s^2 + 2 s^3
-        assert_eq!(chain_poly(1, [0.0, 1.0, -1.0]), vec![0.0, 1.0, -1.0]);
-        assert_eq!(chain_poly(2, [0.0, 1.0, -1.0]), vec![0.0, 1.0, -3.0, 2.0]);
-        // tanh'' = -2 t + 2 t^3
-        assert_eq!(chain_poly(2, [1.0, 0.0, -1.0]), vec![0.0, -2.0, 0.0, 2.0]);
-    }
 
     #[test]
     fn derivatives_match_finite_differences_in_f64() {
