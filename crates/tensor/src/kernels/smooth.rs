@@ -119,13 +119,16 @@ scalar_fn!(
     x | s.c * (x + s.shift).powi(s.q)
 );
 scalar_fn!(PowRealFn { c: T, q: T } | s, x | s.c * x.powf(s.q));
-scalar_fn!(ZeroFn {} | s, x | T::zero());
+// Zero, except that NaN stays NaN.
+scalar_fn!(ZeroFn {} | s, x | if x.is_nan() { x } else { T::zero() });
 scalar_fn!(
     SoftplusFn {} | s,
     x | x.max(T::zero()) + (-x.abs()).fast_exp().ln_1p()
 );
 // Piecewise functions: `pos` and `neg` give the derivative's value on each side, with
-// `neg_exp` choosing between a constant and a multiple of e^x on the negative side.
+// `neg_exp` choosing between a constant and a multiple of e^x on the negative side. Terms with
+// a zero coefficient are left out rather than multiplied by zero, so that infinite inputs give
+// the right limits (relu(-inf) = 0, not 0 * -inf = NaN).
 scalar_fn!(
     PiecewiseFn {
         pos_slope: T,
@@ -135,11 +138,13 @@ scalar_fn!(
         neg_exp: T
     } | s,
     x | {
-        if x > T::zero() {
-            s.pos_slope * x + s.pos_const
+        let term = |c: T, v: T| if c == T::zero() { T::zero() } else { c * v };
+        let y = if x > T::zero() {
+            term(s.pos_slope, x) + s.pos_const
         } else {
-            s.neg_slope * x + s.neg_const + s.neg_exp * x.fast_exp()
-        }
+            term(s.neg_slope, x) + s.neg_const + term(s.neg_exp, x.fast_exp())
+        };
+        if x.is_nan() { x } else { y }
     }
 );
 scalar_fn!(
@@ -149,6 +154,8 @@ scalar_fn!(
             T::one()
         } else if x < T::zero() {
             -T::one()
+        } else if x.is_nan() {
+            x
         } else {
             T::zero()
         }
@@ -248,6 +255,32 @@ pub(crate) fn eval<T: Float>(f: Smooth, k: usize, x: &[T], g: Option<&[T]>) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn piecewise_functions_take_their_limits_at_infinity() {
+        let x = [f64::NEG_INFINITY, f64::INFINITY];
+        assert_eq!(eval(Smooth::Relu, 0, &x, None), vec![0.0, f64::INFINITY]);
+        assert_eq!(eval(Smooth::Relu, 1, &x, None), vec![0.0, 1.0]);
+        assert_eq!(eval(Smooth::LeakyRelu(0.1), 1, &x, None), vec![0.1, 1.0]);
+        assert_eq!(
+            eval(Smooth::Elu(1.0), 0, &x, None),
+            vec![-1.0, f64::INFINITY]
+        );
+        assert_eq!(eval(Smooth::Elu(1.0), 1, &x, None), vec![0.0, 1.0]);
+        for f in [
+            Smooth::Relu,
+            Smooth::LeakyRelu(0.1),
+            Smooth::Elu(1.0),
+            Smooth::Abs,
+        ] {
+            for k in 0..3 {
+                assert!(
+                    eval(f, k, &[f64::NAN], None)[0].is_nan(),
+                    "{f:?} order {k} hides NaN"
+                );
+            }
+        }
+    }
 
     #[test]
     fn derivatives_match_finite_differences_in_f64() {
