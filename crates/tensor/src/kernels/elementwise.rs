@@ -3,45 +3,55 @@
 use super::{CHUNK, PARALLEL_MIN};
 use crate::{Float, Shape};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
-/// Fills `out[i] = f(i-th chunk offset, chunk)` chunk by chunk, in parallel when large.
+/// A new buffer of `len` elements, written chunk by chunk by `fill(offset, chunk)` (in parallel
+/// when large) without being zeroed first.
+///
+/// `fill` must write every element of the chunk it is given: every caller zips the chunk with
+/// input slices of the same length.
 #[inline]
-pub(crate) fn fill_chunks<T: Float>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
-    if out.len() < PARALLEL_MIN {
-        f(0, out);
+pub(crate) fn filled<T: Float>(
+    len: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    if len < PARALLEL_MIN {
+        fill(0, spare);
     } else {
-        out.par_chunks_mut(CHUNK)
+        spare
+            .par_chunks_mut(CHUNK)
             .enumerate()
-            .for_each(|(i, chunk)| f(i * CHUNK, chunk));
+            .for_each(|(i, chunk)| fill(i * CHUNK, chunk));
     }
+    // SAFETY: `fill` wrote all `len` elements (the contract above).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// `out[i] = f(x[i])`.
 #[inline]
 pub(crate) fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    fill_chunks(&mut out, |start, chunk| {
+    filled(x.len(), |start, chunk| {
         let x = &x[start..start + chunk.len()];
         for (o, &v) in chunk.iter_mut().zip(x) {
-            *o = f(v);
+            o.write(f(v));
         }
-    });
-    out
+    })
 }
 
 /// `out[i] = f(a[i], b[i])` for buffers of equal length.
 #[inline]
 pub(crate) fn zip<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
-    debug_assert_eq!(a.len(), b.len());
-    let mut out = vec![T::zero(); a.len()];
-    fill_chunks(&mut out, |start, chunk| {
+    assert_eq!(a.len(), b.len());
+    filled(a.len(), |start, chunk| {
         let a = &a[start..start + chunk.len()];
         let b = &b[start..start + chunk.len()];
         for ((o, &u), &v) in chunk.iter_mut().zip(a).zip(b) {
-            *o = f(u, v);
+            o.write(f(u, v));
         }
-    });
-    out
+    })
 }
 
 /// `out = f(a, b)` with numpy broadcasting of `a` and `b` to `out_shape`.
@@ -161,24 +171,25 @@ pub(crate) trait Scalar<T>: Sync {
 /// when the CPU has them (chosen at run time). The loop of the transcendental functions.
 #[inline]
 pub(crate) fn apply<T: Float, F: Scalar<T>>(f: &F, x: &[T], g: Option<&[T]>) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    fill_chunks(&mut out, |start, chunk| {
+    if let Some(g) = g {
+        assert_eq!(x.len(), g.len());
+    }
+    filled(x.len(), |start, chunk| {
         let x = &x[start..start + chunk.len()];
         match g {
             None => apply_chunk(f, x, chunk),
             Some(g) => apply_mul_chunk(f, x, &g[start..start + chunk.len()], chunk),
         }
-    });
-    out
+    })
 }
 
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma"
 ))]
-fn apply_chunk<T: Float, F: Scalar<T>>(f: &F, x: &[T], out: &mut [T]) {
+fn apply_chunk<T: Float, F: Scalar<T>>(f: &F, x: &[T], out: &mut [MaybeUninit<T>]) {
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = f.at(v);
+        o.write(f.at(v));
     }
 }
 
@@ -186,9 +197,9 @@ fn apply_chunk<T: Float, F: Scalar<T>>(f: &F, x: &[T], out: &mut [T]) {
     "x86_64+avx512f+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma"
 ))]
-fn apply_mul_chunk<T: Float, F: Scalar<T>>(f: &F, x: &[T], g: &[T], out: &mut [T]) {
+fn apply_mul_chunk<T: Float, F: Scalar<T>>(f: &F, x: &[T], g: &[T], out: &mut [MaybeUninit<T>]) {
     for ((o, &v), &gi) in out.iter_mut().zip(x).zip(g) {
-        *o = gi * f.at(v);
+        o.write(gi * f.at(v));
     }
 }
 
@@ -207,24 +218,23 @@ pub(crate) fn apply_basis<T: Float, F: Scalar2<T>>(
     s: &[T],
     g: Option<&[T]>,
 ) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    fill_chunks(&mut out, |start, chunk| {
+    assert!(s.len() == x.len() && g.is_none_or(|g| g.len() == x.len()));
+    filled(x.len(), |start, chunk| {
         let range = start..start + chunk.len();
         match g {
             None => basis_chunk(f, &x[range.clone()], &s[range], chunk),
             Some(g) => basis_mul_chunk(f, &x[range.clone()], &s[range.clone()], &g[range], chunk),
         }
-    });
-    out
+    })
 }
 
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma"
 ))]
-fn basis_chunk<T: Float, F: Scalar2<T>>(f: &F, x: &[T], s: &[T], out: &mut [T]) {
+fn basis_chunk<T: Float, F: Scalar2<T>>(f: &F, x: &[T], s: &[T], out: &mut [MaybeUninit<T>]) {
     for ((o, &v), &b) in out.iter_mut().zip(x).zip(s) {
-        *o = f.at(v, b);
+        o.write(f.at(v, b));
     }
 }
 
@@ -232,8 +242,14 @@ fn basis_chunk<T: Float, F: Scalar2<T>>(f: &F, x: &[T], s: &[T], out: &mut [T]) 
     "x86_64+avx512f+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma"
 ))]
-fn basis_mul_chunk<T: Float, F: Scalar2<T>>(f: &F, x: &[T], s: &[T], g: &[T], out: &mut [T]) {
+fn basis_mul_chunk<T: Float, F: Scalar2<T>>(
+    f: &F,
+    x: &[T],
+    s: &[T],
+    g: &[T],
+    out: &mut [MaybeUninit<T>],
+) {
     for (((o, &v), &b), &gi) in out.iter_mut().zip(x).zip(s).zip(g) {
-        *o = gi * f.at(v, b);
+        o.write(gi * f.at(v, b));
     }
 }

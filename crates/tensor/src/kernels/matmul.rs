@@ -1,6 +1,7 @@
 //! Matrix products through the `gemm` crate (runtime-selected SIMD kernels, rayon threads).
 
 use crate::Float;
+use std::mem::MaybeUninit;
 
 /// A product with an extent from 2 to this goes through [`small`], whose loops beat the packing
 /// of the general kernel there. Measured on the dsm-mlp step (one thread, AVX2 loops): 256x2 by
@@ -43,6 +44,56 @@ pub(crate) fn gemm<T: Float>(
         return small(m, k, n, a, ta, b, tb, out, accumulate);
     }
 
+    // SAFETY: the assert above bounds every index the product reaches.
+    unsafe { general(m, k, n, a, ta, b, tb, out.as_mut_ptr(), accumulate) };
+}
+
+/// `out = op(a) op(b)` into a buffer that has not been initialised: the general path writes
+/// every element without reading it, the others start from zeros.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_uninit<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    ta: bool,
+    b: &[T],
+    tb: bool,
+    out: &mut [MaybeUninit<T>],
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n);
+    let out = &mut out[..m * n];
+    let tiny = |extent: usize| (2..=SMALL).contains(&extent);
+    if m == 0 || n == 0 || k == 0 || tiny(k) || tiny(n) || tiny(m) {
+        out.iter_mut().for_each(|v| {
+            v.write(T::zero());
+        });
+        // SAFETY: every element was just written.
+        let out = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<T>(), m * n) };
+        return gemm(m, k, n, a, ta, b, tb, out, true);
+    }
+    // SAFETY: the assert bounds every index; with `accumulate` false the kernel writes each
+    // element of `out` and reads none.
+    unsafe { general(m, k, n, a, ta, b, tb, out.as_mut_ptr().cast::<T>(), false) };
+}
+
+/// The `gemm` crate's product into `out` (read first when `accumulate`).
+///
+/// # Safety
+/// `a`, `b` and `out` must hold m * k, k * n and m * n elements, `out` must not alias them, and
+/// `out` must be initialised when `accumulate` is set.
+#[allow(clippy::too_many_arguments)]
+unsafe fn general<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    ta: bool,
+    b: &[T],
+    tb: bool,
+    out: *mut T,
+    accumulate: bool,
+) {
     // Row-major strides: element (i, j) of a matrix stored [r, c] is at i * c + j.
     let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
@@ -51,14 +102,14 @@ pub(crate) fn gemm<T: Float>(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above bound every index (i < m, j < n, l < k) that the strides reach,
-    // and `out` does not alias `a` or `b` (it is a distinct &mut borrow).
+    // SAFETY: the caller's contract bounds every index (i < m, j < n, l < k) that the strides
+    // reach, and `out` does not alias `a` or `b`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            out,
             1,
             n as isize,
             accumulate,

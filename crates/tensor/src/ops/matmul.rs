@@ -1,6 +1,6 @@
 //! Matrix products, plain and batched, with transposes folded into the kernel.
 
-use crate::kernels::matmul::gemm;
+use crate::kernels::matmul::{gemm, gemm_uninit};
 use crate::{Float, Shape, Tensor};
 
 impl<T: Float> Tensor<T> {
@@ -20,7 +20,8 @@ impl<T: Float> Tensor<T> {
     pub fn matmul_t(&self, other: &Tensor<T>, ta: bool, tb: bool) -> Tensor<T> {
         let (a, b) = (self, other);
         let plan = Plan::new(a.shape(), ta, b.shape(), tb);
-        let mut out = vec![T::zero(); plan.out.numel()];
+        let mut out = Vec::with_capacity(plan.out.numel());
+        let spare = &mut out.spare_capacity_mut()[..plan.out.numel()];
         let (sa, sb, so) = (plan.m * plan.k, plan.k * plan.n, plan.m * plan.n);
         for i in 0..plan.batch {
             let ai = if plan.a_batched {
@@ -33,9 +34,11 @@ impl<T: Float> Tensor<T> {
             } else {
                 b.data()
             };
-            let oi = &mut out[i * so..(i + 1) * so];
-            gemm(plan.m, plan.k, plan.n, ai, ta, bi, tb, oi, false);
+            let oi = &mut spare[i * so..(i + 1) * so];
+            gemm_uninit(plan.m, plan.k, plan.n, ai, ta, bi, tb, oi);
         }
+        // SAFETY: gemm_uninit wrote every element of every batch item.
+        unsafe { out.set_len(plan.out.numel()) };
         Tensor::from_op(out, plan.out, "matmul", [a, b], move |c| {
             let (a, b, g) = (c.input(0), c.input(1), c.grad);
             // C = op(A) op(B): dA and dB are products of G with the other factor, transposed
