@@ -39,13 +39,17 @@ pub(crate) fn gemm<T: Float>(
         }
         return;
     }
-    let tiny = |extent: usize| (2..=SMALL).contains(&extent);
-    if tiny(k) || tiny(n) || tiny(m) {
+    if takes_small_path(m, k, n) {
         return small(m, k, n, a, ta, b, tb, out, accumulate);
     }
 
     // SAFETY: the assert above bounds every index the product reaches.
     unsafe { general(m, k, n, a, ta, b, tb, out.as_mut_ptr(), accumulate) };
+}
+
+/// Whether a product goes through [`small`] rather than the general kernel.
+fn takes_small_path(m: usize, k: usize, n: usize) -> bool {
+    [m, k, n].iter().any(|extent| (2..=SMALL).contains(extent))
 }
 
 /// `out = op(a) op(b)` into a buffer that has not been initialised: the general path writes
@@ -63,8 +67,7 @@ pub(crate) fn gemm_uninit<T: Float>(
 ) {
     assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n);
     let out = &mut out[..m * n];
-    let tiny = |extent: usize| (2..=SMALL).contains(&extent);
-    if m == 0 || n == 0 || k == 0 || tiny(k) || tiny(n) || tiny(m) {
+    if m == 0 || n == 0 || k == 0 || takes_small_path(m, k, n) {
         out.iter_mut().for_each(|v| {
             v.write(T::zero());
         });

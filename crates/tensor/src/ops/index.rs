@@ -1,7 +1,7 @@
 //! Selecting and combining: narrow, pad, concat, stack, index-select, gather, where, clamp.
 
 use crate::kernels::elementwise::map;
-use crate::kernels::layout::{narrow, pad_axis};
+use crate::kernels::layout::{broadcast, narrow, pad_axis};
 use crate::{Float, Shape, Tensor};
 
 impl<T: Float> Tensor<T> {
@@ -228,11 +228,16 @@ impl<T: Float> Tensor<T> {
                 .collect(),
         );
         let keep = ones.broadcast_to(&shape);
-        let a = self.broadcast_to(&shape);
-        let b = other.broadcast_to(&shape);
-        let data = zip3(keep.data(), a.data(), b.data(), |k, u, v| {
-            if k != T::zero() { u } else { v }
-        });
+
+        // The values only: broadcast the buffers, not the tensors (no graph nodes to drop).
+        let a = broadcast(self.data(), self.shape(), &shape);
+        let b = broadcast(other.data(), other.shape(), &shape);
+        let data = zip3(
+            keep.data(),
+            &a,
+            &b,
+            |k, u, v| if k != T::zero() { u } else { v },
+        );
         Tensor::from_op(data, shape, "where", [self, other], move |c| {
             let zero = c.grad.zeros_like();
             let ga = c
