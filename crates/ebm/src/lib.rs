@@ -29,4 +29,9 @@
 #![deny(missing_docs)]
 
 pub mod data;
+pub mod energy;
+mod error;
 pub mod objective;
+pub mod sampler;
+
+pub use error::Error;

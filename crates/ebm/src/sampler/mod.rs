@@ -1,0 +1,209 @@
+//! Samplers: Markov chains whose stationary distribution is (close to) p(x) = exp(-E(x)) / Z.
+//!
+//! Every sampler follows the init/step split of BlackJAX: [`Sampler::init`] builds the state of
+//! a batch of chains, and [`Sampler::step`] takes a state and returns the next one with an
+//! info record. All chains advance together: one batched evaluation of the energy and its
+//! gradient per step (split into fixed-size shards run in parallel, see [`evaluate`]), so 10,000
+//! chains cost about as much as one large forward and backward pass.
+//!
+//! Randomness is explicit: a step draws from the `rng` it is given, the same numbers in the same
+//! order whatever the number of threads, so a run is reproducible from its seed.
+
+mod langevin;
+
+pub use langevin::{Langevin, LangevinConfig};
+
+use crate::Error;
+use crate::energy::Energy;
+use ebm_tensor::{Float, Tensor};
+use rand::Rng;
+use rayon::prelude::*;
+
+/// A sampler of a batch of chains: [`Sampler::init`] and [`Sampler::step`].
+pub trait Sampler<T: Float> {
+    /// The state of the chains between steps.
+    type State;
+    /// What one step reports besides the new state.
+    type Info;
+
+    /// The state of chains started at `position` (`[n, ...]`: one row per chain).
+    ///
+    /// # Errors
+    /// An error of the autodiff engine while evaluating the energy.
+    fn init<E: Energy<T> + ?Sized>(
+        &self,
+        position: Tensor<T>,
+        energy: &E,
+    ) -> Result<Self::State, Error>;
+
+    /// One step of every chain.
+    ///
+    /// # Errors
+    /// An error of the autodiff engine. A chain that diverges is not an error: it is flagged
+    /// in the info record.
+    fn step<E: Energy<T> + ?Sized, R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        state: Self::State,
+        energy: &E,
+    ) -> Result<(Self::State, Self::Info), Error>;
+}
+
+/// `n_steps` steps of `sampler` from `state`: the final state and the info of every step.
+///
+/// # Errors
+/// The first error of [`Sampler::step`].
+pub fn run<T, S, E, R>(
+    sampler: &S,
+    rng: &mut R,
+    mut state: S::State,
+    energy: &E,
+    n_steps: usize,
+) -> Result<(S::State, Vec<S::Info>), Error>
+where
+    T: Float,
+    S: Sampler<T>,
+    E: Energy<T> + ?Sized,
+    R: Rng + ?Sized,
+{
+    let mut infos = Vec::with_capacity(n_steps);
+    for _ in 0..n_steps {
+        let (next, info) = sampler.step(rng, state, energy)?;
+        state = next;
+        infos.push(info);
+    }
+    Ok((state, infos))
+}
+
+/// The state of a batch of gradient-based chains: positions with their energies and energy
+/// gradients, so that no step evaluates the energy twice at the same point.
+#[derive(Clone, Debug)]
+pub struct ChainState<T: Float> {
+    /// The positions, `[n, ...]`: one row per chain.
+    pub position: Tensor<T>,
+    /// E(position), `[n]`.
+    pub energy: Tensor<T>,
+    /// grad_x E(position), `[n, ...]`.
+    pub grad: Tensor<T>,
+}
+
+impl<T: Float> ChainState<T> {
+    /// Chains at `position`, with the energy and gradient evaluated there.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a position of rank 0 or with no chains; an error of the autodiff
+    /// engine.
+    pub fn new<E: Energy<T> + ?Sized>(position: Tensor<T>, energy: &E) -> Result<Self, Error> {
+        if position.rank() < 1 || position.dim(0) == 0 {
+            return Err(Error::Shape {
+                what: "starting chains".into(),
+                expected: "[n, ...] with n >= 1 chains".into(),
+                found: position.dims().to_vec(),
+            });
+        }
+        let position = position.detach();
+        let (energy, grad) = evaluate(energy, &position)?;
+        Ok(ChainState {
+            position,
+            energy,
+            grad,
+        })
+    }
+
+    /// The number of chains.
+    pub fn n_chains(&self) -> usize {
+        self.position.dim(0)
+    }
+}
+
+/// What one step of a gradient-based sampler reports, per chain.
+#[derive(Clone, Debug)]
+pub struct StepInfo<T: Float> {
+    /// The Metropolis-Hastings acceptance probability of each chain's proposal, `[n]`
+    /// (1 for unadjusted samplers).
+    pub acceptance_probability: Tensor<T>,
+    /// Whether each chain moved to its proposal (always true for unadjusted samplers).
+    pub is_accepted: Vec<bool>,
+    /// Whether each chain diverged: a non-finite energy or gradient at the proposal, or (for
+    /// Metropolis-adjusted samplers) an energy error above the sampler's divergence threshold.
+    pub is_divergent: Vec<bool>,
+    /// The energy of each chain after the step, `[n]`.
+    pub energy: Tensor<T>,
+    /// The Euclidean norm of grad_x E of each chain after the step, `[n]`.
+    pub grad_norm: Tensor<T>,
+}
+
+impl<T: Float> StepInfo<T> {
+    /// The mean acceptance probability over chains.
+    pub fn acceptance_rate(&self) -> f64 {
+        self.acceptance_probability.mean().item()
+    }
+
+    /// The number of chains that diverged.
+    pub fn n_divergent(&self) -> usize {
+        self.is_divergent.iter().filter(|&&d| d).count()
+    }
+
+    /// The mean energy over chains.
+    pub fn mean_energy(&self) -> f64 {
+        self.energy.mean().item()
+    }
+
+    /// The mean gradient norm over chains.
+    pub fn mean_grad_norm(&self) -> f64 {
+        self.grad_norm.mean().item()
+    }
+}
+
+/// Chains evaluated together in one shard of [`evaluate`]. Fixed, so that results do not
+/// depend on the number of threads.
+pub const CHAIN_SHARD: usize = 1024;
+
+/// The energies `[n]` and energy gradients `[n, ...]` of a batch of chains, detached.
+///
+/// Batches larger than [`CHAIN_SHARD`] are split into shards of that many chains, each
+/// evaluated on its own thread (one fork and join per call, rather than one per operation);
+/// the shards do not depend on the number of threads, so neither does the result.
+///
+/// # Errors
+/// An error of the autodiff engine.
+pub fn evaluate<T: Float, E: Energy<T> + ?Sized>(
+    energy: &E,
+    x: &Tensor<T>,
+) -> Result<(Tensor<T>, Tensor<T>), Error> {
+    let n = x.dim(0);
+    if n <= CHAIN_SHARD {
+        return energy.energy_and_grad(x, false);
+    }
+    let starts: Vec<usize> = (0..n).step_by(CHAIN_SHARD).collect();
+    let shards: Vec<Result<(Tensor<T>, Tensor<T>), Error>> = starts
+        .par_iter()
+        .map(|&start| {
+            let len = CHAIN_SHARD.min(n - start);
+            energy.energy_and_grad(&x.narrow(0, start, len), false)
+        })
+        .collect();
+    let mut energies = Vec::with_capacity(shards.len());
+    let mut grads = Vec::with_capacity(shards.len());
+    for shard in shards {
+        let (e, g) = shard?;
+        energies.push(e);
+        grads.push(g);
+    }
+    Ok((Tensor::concat(&energies, 0), Tensor::concat(&grads, 0)))
+}
+
+/// Per-chain Euclidean norms of a batch `[n, ...]`: `[n]`.
+pub(crate) fn per_chain_norm<T: Float>(g: &Tensor<T>) -> Tensor<T> {
+    g.flatten_batch().square().sum_axes(&[1], false).sqrt()
+}
+
+/// Whether each chain's energy and gradient norm are finite.
+pub(crate) fn non_finite<T: Float>(energy: &Tensor<T>, grad_norm: &Tensor<T>) -> Vec<bool> {
+    energy
+        .to_f64s()
+        .iter()
+        .zip(grad_norm.to_f64s())
+        .map(|(e, g)| !e.is_finite() || !g.is_finite())
+        .collect()
+}
