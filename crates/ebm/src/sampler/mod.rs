@@ -176,7 +176,7 @@ pub fn evaluate<T: Float, E: Energy<T> + ?Sized>(
         return energy.energy_and_grad(x, false);
     }
     let starts: Vec<usize> = (0..n).step_by(CHAIN_SHARD).collect();
-    let shards: Vec<Result<(Tensor<T>, Tensor<T>), Error>> = starts
+    let shards: Vec<Result<EnergyAndGrad<T>, Error>> = starts
         .par_iter()
         .map(|&start| {
             let len = CHAIN_SHARD.min(n - start);
@@ -192,6 +192,9 @@ pub fn evaluate<T: Float, E: Energy<T> + ?Sized>(
     }
     Ok((Tensor::concat(&energies, 0), Tensor::concat(&grads, 0)))
 }
+
+/// Energies and their gradients.
+type EnergyAndGrad<T> = (Tensor<T>, Tensor<T>);
 
 /// Per-chain Euclidean norms of a batch `[n, ...]`: `[n]`.
 pub(crate) fn per_chain_norm<T: Float>(g: &Tensor<T>) -> Tensor<T> {
