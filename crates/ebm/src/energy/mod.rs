@@ -12,6 +12,14 @@
 //! Langevin sampling, implements [`NoiseConditionalEnergy`]; [`AtNoiseLevel`] fixes its sigma
 //! and makes it an [`Energy`].
 
+mod checkpoint;
+mod conv;
+mod gaussian;
+mod landscapes;
+mod mixture;
+mod mlp;
+mod noise_conditional;
+mod rbm;
 mod spec;
 
 pub use spec::EnergySpec;

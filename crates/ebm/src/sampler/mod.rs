@@ -9,7 +9,15 @@
 //! Randomness is explicit: a step draws from the `rng` it is given, the same numbers in the same
 //! order whatever the number of threads, so a run is reproducible from its seed.
 
+mod annealed;
+mod diagnostics;
+mod dual_averaging;
+mod gibbs;
+mod hmc;
+mod integrator;
 mod langevin;
+mod mala;
+mod replay;
 
 pub use langevin::{Langevin, LangevinConfig};
 
