@@ -3,6 +3,12 @@
 mod bench;
 mod cli;
 
+/// Batched steps allocate and free buffers of hundreds of kilobytes many times a second;
+/// glibc's allocator hands those back to the kernel each time (a page fault per page on reuse),
+/// which cost about 40% of the time of `ebm bench langevin-sample`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

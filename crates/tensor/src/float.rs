@@ -96,7 +96,8 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let clamped = x.clamp(-87.33654, 88.72284);
     // Round to nearest by adding and removing 1.5 * 2^23 (no libm call, so loops vectorise).
     const SHIFTER: f32 = 12_582_912.0;
-    let n = (clamped * LOG2E + SHIFTER) - SHIFTER;
+    let shifted = clamped * LOG2E + SHIFTER;
+    let n = shifted - SHIFTER;
     let r = clamped - n * C1 - n * C2;
 
     // e^r = 1 + r + r^2 q(r), q a minimax polynomial on |r| <= ln 2 / 2 (Cephes' expf).
@@ -109,7 +110,9 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let p = q * r * r + r + 1.0;
 
     // 2^n for n in [-126, 128]: n = 128 only when x is near the top, so split it in two halves.
-    let ni = n as i32;
+    // The integer n sits in the low bits of `shifted` (|n| < 2^22): reading it from the bits
+    // keeps the loop vectorised, where `n as i32` (saturating) is converted lane by lane.
+    let ni = shifted.to_bits() as i32 - SHIFTER.to_bits() as i32;
     let half = ni >> 1;
     let s1 = f32::from_bits(((half + 127) as u32) << 23);
     let s2 = f32::from_bits(((ni - half + 127) as u32) << 23);

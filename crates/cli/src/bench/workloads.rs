@@ -1,13 +1,16 @@
-//! The benchmark workloads that the library can run today (BENCH.md): an MLP energy
-//! 2-128-128-1 with SiLU, batches of 256 from `8gaussians` drawn fresh each step, a
-//! score-matching loss, and an Adam update (lr 1e-3), all in f32. Each step draws its data and
-//! noise for the whole batch, then computes the loss and gradients in two data-parallel shards.
+//! The benchmark workloads that the library can run today (BENCH.md), all in f32 on an MLP
+//! energy 2-128-128-1 with SiLU:
+//! * training: batches of 256 from `8gaussians` drawn fresh each step, a score-matching loss,
+//!   and an Adam update (lr 1e-3). Each step draws its data and noise for the whole batch, then
+//!   computes the loss and gradients in two data-parallel shards.
+//! * sampling: 10,000 Langevin chains, 100 steps, fixed weights.
 
 use super::Workload;
 use ebm::data::toy2d::eight_gaussians;
 use ebm::objective::score_matching::{
     denoising_score_matching_with_noise, exact_score_matching, sliced_score_matching,
 };
+use ebm::sampler::{Langevin, LangevinConfig, Sampler, run};
 use ebm_nn::{Activation, Adam, AdamConfig, Mlp, Module, Optimizer, ParamStore, sharded_backward};
 use ebm_tensor::Tensor;
 use rand::SeedableRng;
@@ -50,7 +53,40 @@ pub(crate) fn all() -> Vec<Workload> {
             build: |seed| training(seed, Loss::Exact),
             units: 1,
         },
+        Workload {
+            name: "langevin-sample",
+            about: "same energy, fixed weights: 10,000 chains x 100 Langevin steps",
+            steps: 10,
+            warmup: 1,
+            build: langevin_sample,
+            units: CHAINS * LANGEVIN_STEPS,
+        },
     ]
+}
+
+const CHAINS: usize = 10_000;
+const LANGEVIN_STEPS: usize = 100;
+
+/// Unadjusted Langevin sampling of the MLP energy with fixed weights: chains start uniform in
+/// [-4, 4]^2 and take 100 steps of size 0.01 with noise scale sqrt(0.02). Returns the mean
+/// energy of the final chains.
+fn langevin_sample(seed: u64) -> Box<dyn FnMut() -> f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut store = ParamStore::<f32>::new();
+    let mlp =
+        Mlp::new(&mut store, "energy", &WIDTHS, Activation::Silu, &mut rng).expect("a valid MLP");
+    let sampler = Langevin::new(LangevinConfig::new(0.01)).expect("a valid step size");
+
+    Box::new(move || {
+        let energy = |x: &Tensor<f32>| mlp.forward(&store, x).reshape([x.dim(0)]);
+        let x0 = Tensor::<f32>::rand_uniform([CHAINS, 2], -4.0, 4.0, &mut rng);
+        let state = sampler
+            .init(x0, &energy)
+            .expect("the MLP energy is differentiable");
+        let (state, _) = run(&sampler, &mut rng, state, &energy, LANGEVIN_STEPS)
+            .expect("the MLP energy is differentiable");
+        state.energy.mean().item()
+    })
 }
 
 #[derive(Clone, Copy)]

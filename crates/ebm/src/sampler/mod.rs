@@ -165,7 +165,7 @@ impl<T: Float> StepInfo<T> {
 
 /// Chains evaluated together in one shard of [`evaluate`]. Fixed, so that results do not
 /// depend on the number of threads.
-pub const CHAIN_SHARD: usize = 1024;
+pub const CHAIN_SHARD: usize = 512;
 
 /// The energies `[n]` and energy gradients `[n, ...]` of a batch of chains, detached.
 ///
