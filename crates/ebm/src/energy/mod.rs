@@ -57,8 +57,8 @@ pub trait Energy<T: Float>: Send + Sync {
     /// energy, since samples do not interact).
     ///
     /// With `create_graph`, both results carry their graph (the gradient can be differentiated
-    /// again, in x or in the parameters); without it, both are detached constants, as samplers
-    /// need.
+    /// again in the parameters and, when `x` itself requires grad, in whatever `x` was computed
+    /// from); without it, both are detached constants, as samplers need.
     ///
     /// # Errors
     /// An error of the autodiff engine.
@@ -67,7 +67,7 @@ pub trait Energy<T: Float>: Send + Sync {
         x: &Tensor<T>,
         create_graph: bool,
     ) -> Result<(Tensor<T>, Tensor<T>), Error> {
-        let x = x.detach().set_requires_grad(true);
+        let x = differentiable_input(x, create_graph);
         let e = self.energy(&x);
         check_energy_shape(&e, &x);
         let options = GradOptions {
@@ -99,7 +99,7 @@ pub trait Energy<T: Float>: Send + Sync {
     /// # Errors
     /// An error of the autodiff engine.
     fn laplacian(&self, x: &Tensor<T>, create_graph: bool) -> Result<Tensor<T>, Error> {
-        let x = x.detach().set_requires_grad(true);
+        let x = differentiable_input(x, create_graph);
         let e = self.energy(&x);
         check_energy_shape(&e, &x);
         let g = grad(
@@ -119,6 +119,16 @@ where
 {
     fn energy(&self, x: &Tensor<T>) -> Tensor<T> {
         self(x)
+    }
+}
+
+/// The input to differentiate an energy at: `x` itself when the result should carry a graph and
+/// `x` is part of one (so that gradients flow back through it), else a fresh leaf.
+pub(crate) fn differentiable_input<T: Float>(x: &Tensor<T>, create_graph: bool) -> Tensor<T> {
+    if create_graph && x.requires_grad() {
+        x.clone()
+    } else {
+        x.detach().set_requires_grad(true)
     }
 }
 
