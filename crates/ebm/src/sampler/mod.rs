@@ -17,9 +17,14 @@ mod hmc;
 mod integrator;
 mod langevin;
 mod mala;
+mod metropolis;
 mod replay;
 
+pub use dual_averaging::{DualAveraging, StepSized, WarmedUp, warmup};
+pub use hmc::{Hmc, HmcConfig};
+pub use integrator::{kinetic_energy, leapfrog};
 pub use langevin::{Langevin, LangevinConfig};
+pub use mala::{DEFAULT_DIVERGENCE_THRESHOLD, Mala, MalaConfig};
 
 use crate::Error;
 use crate::energy::Energy;
