@@ -19,7 +19,17 @@ mod langevin;
 mod mala;
 mod replay;
 
+pub use annealed::{
+    AnnealedLangevin, AnnealedLangevinConfig, AnnealedLangevinInfo, AnnealedLangevinState,
+    AnnealedLevelInfo,
+};
+pub use diagnostics::{
+    AcceptanceSummary, HasAcceptance, HasPosition, Trace, acceptance_summary,
+    bulk_effective_sample_size, effective_sample_size, rank_normalized_split_rhat, split_rhat,
+    trace,
+};
 pub use langevin::{Langevin, LangevinConfig};
+pub use replay::{ReplayBuffer, ReplayBufferConfig, RestartDistribution};
 
 use crate::Error;
 use crate::energy::Energy;
