@@ -20,11 +20,21 @@ mod mala;
 mod metropolis;
 mod replay;
 
+pub use annealed::{
+    AnnealedLangevin, AnnealedLangevinConfig, AnnealedLangevinInfo, AnnealedLangevinState,
+    AnnealedLevelInfo,
+};
+pub use diagnostics::{
+    AcceptanceSummary, HasAcceptance, HasPosition, Trace, acceptance_summary,
+    bulk_effective_sample_size, effective_sample_size, rank_normalized_split_rhat, split_rhat,
+    trace,
+};
 pub use dual_averaging::{DualAveraging, StepSized, WarmedUp, warmup};
 pub use hmc::{Hmc, HmcConfig};
 pub use integrator::{kinetic_energy, leapfrog};
 pub use langevin::{Langevin, LangevinConfig};
 pub use mala::{DEFAULT_DIVERGENCE_THRESHOLD, Mala, MalaConfig};
+pub use replay::{ReplayBuffer, ReplayBufferConfig, RestartDistribution};
 
 use crate::Error;
 use crate::energy::Energy;
