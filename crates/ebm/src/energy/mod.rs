@@ -22,6 +22,15 @@ mod noise_conditional;
 mod rbm;
 mod spec;
 
+pub use checkpoint::{
+    ENERGY_FORMAT_VERSION, LoadedEnergy, LoadedNoiseConditionalEnergy, load_energy,
+    load_noise_conditional_energy, read_energy_spec, save_energy, save_noise_conditional_energy,
+};
+pub use conv::{ConvEnergy, ConvEnergyConfig};
+pub use mlp::{MlpEnergy, MlpEnergyConfig};
+pub use noise_conditional::{
+    NoiseConditionalMlp, NoiseConditionalMlpConfig, NoiseConditionalModel,
+};
 pub use spec::EnergySpec;
 
 use crate::Error;

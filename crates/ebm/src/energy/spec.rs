@@ -1,6 +1,6 @@
 //! The self-description of a learnable energy, and rebuilding one from it.
 
-use super::EnergyModel;
+use super::{ConvEnergy, EnergyModel, MlpEnergy, NoiseConditionalMlp, NoiseConditionalModel};
 use crate::Error;
 use ebm_tensor::Float;
 use rand::Rng;
@@ -74,22 +74,59 @@ impl EnergySpec {
     /// A fresh model of this architecture, its weights initialised from `rng`.
     ///
     /// # Errors
-    /// [`Error::Restore`] for an unknown kind or settings that do not match it; the errors of
+    /// [`Error::Restore`] for an unknown kind, a noise-conditional one (see
+    /// [`EnergySpec::build_noise_conditional`]) or settings that do not match it; the errors of
     /// the kind's constructor for settings out of range.
     pub fn build<T: Float, R: Rng + ?Sized>(
         &self,
         rng: &mut R,
     ) -> Result<Box<dyn EnergyModel<T>>, Error> {
-        let _ = rng;
-        Err(Error::Restore {
+        match self.kind.as_str() {
+            "mlp" => Ok(Box::new(MlpEnergy::<T>::new(self.config()?, rng)?)),
+            "conv" => Ok(Box::new(ConvEnergy::<T>::new(self.config()?, rng)?)),
+            kind if Self::NOISE_CONDITIONAL_KINDS.contains(&kind) => Err(Error::Restore {
+                what: format!("energy of kind `{kind}`"),
+                reason: "it is noise-conditional, E(x, sigma): build it with `EnergySpec::build_noise_conditional` (or load it with `load_noise_conditional_energy`)".into(),
+            }),
+            _ => Err(self.unknown_kind()),
+        }
+    }
+
+    /// A fresh noise-conditional model of this architecture, its weights initialised from
+    /// `rng`.
+    ///
+    /// # Errors
+    /// [`Error::Restore`] for an unknown kind, one that is not noise-conditional (see
+    /// [`EnergySpec::build`]) or settings that do not match it; the errors of the kind's
+    /// constructor for settings out of range.
+    pub fn build_noise_conditional<T: Float, R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<Box<dyn NoiseConditionalModel<T>>, Error> {
+        match self.kind.as_str() {
+            "ncsn-mlp" => Ok(Box::new(NoiseConditionalMlp::<T>::new(self.config()?, rng)?)),
+            kind if Self::KINDS.contains(&kind) => Err(Error::Restore {
+                what: format!("noise-conditional energy of kind `{kind}`"),
+                reason: "it is a plain energy E(x): build it with `EnergySpec::build` (or load it with `load_energy`)".into(),
+            }),
+            _ => Err(self.unknown_kind()),
+        }
+    }
+
+    fn unknown_kind(&self) -> Error {
+        Error::Restore {
             what: format!("energy of kind `{}`", self.kind),
             reason: format!(
-                "unknown kind; the known kinds are: {}",
-                Self::KINDS.join(", ")
+                "unknown kind; the known kinds are: {} (and, noise-conditional: {})",
+                Self::KINDS.join(", "),
+                Self::NOISE_CONDITIONAL_KINDS.join(", ")
             ),
-        })
+        }
     }
 
     /// The kinds that [`EnergySpec::build`] knows.
-    pub const KINDS: &'static [&'static str] = &[];
+    pub const KINDS: &'static [&'static str] = &["mlp", "conv"];
+
+    /// The kinds that [`EnergySpec::build_noise_conditional`] knows.
+    pub const NOISE_CONDITIONAL_KINDS: &'static [&'static str] = &["ncsn-mlp"];
 }
