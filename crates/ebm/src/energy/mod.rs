@@ -22,6 +22,10 @@ mod noise_conditional;
 mod rbm;
 mod spec;
 
+pub use rbm::{
+    BernoulliRbm, BernoulliRbmConfig, BlockConditionals, GaussianBernoulliRbm,
+    GaussianBernoulliRbmConfig, MAX_ENUMERATED_UNITS, RbmLayer,
+};
 pub use spec::EnergySpec;
 
 use crate::Error;

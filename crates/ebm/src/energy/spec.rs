@@ -1,6 +1,6 @@
 //! The self-description of a learnable energy, and rebuilding one from it.
 
-use super::EnergyModel;
+use super::{BernoulliRbm, EnergyModel, GaussianBernoulliRbm};
 use crate::Error;
 use ebm_tensor::Float;
 use rand::Rng;
@@ -80,16 +80,22 @@ impl EnergySpec {
         &self,
         rng: &mut R,
     ) -> Result<Box<dyn EnergyModel<T>>, Error> {
-        let _ = rng;
-        Err(Error::Restore {
-            what: format!("energy of kind `{}`", self.kind),
-            reason: format!(
-                "unknown kind; the known kinds are: {}",
-                Self::KINDS.join(", ")
-            ),
-        })
+        match self.kind.as_str() {
+            "rbm" => Ok(Box::new(BernoulliRbm::<T>::new(self.config()?, rng)?)),
+            "gaussian-rbm" => Ok(Box::new(GaussianBernoulliRbm::<T>::new(
+                self.config()?,
+                rng,
+            )?)),
+            _ => Err(Error::Restore {
+                what: format!("energy of kind `{}`", self.kind),
+                reason: format!(
+                    "unknown kind; the known kinds are: {}",
+                    Self::KINDS.join(", ")
+                ),
+            }),
+        }
     }
 
     /// The kinds that [`EnergySpec::build`] knows.
-    pub const KINDS: &'static [&'static str] = &[];
+    pub const KINDS: &'static [&'static str] = &["rbm", "gaussian-rbm"];
 }

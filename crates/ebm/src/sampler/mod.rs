@@ -19,6 +19,7 @@ mod langevin;
 mod mala;
 mod replay;
 
+pub use gibbs::{BlockGibbs, BlockGibbsConfig, BlockGibbsInfo, BlockGibbsState};
 pub use langevin::{Langevin, LangevinConfig};
 
 use crate::Error;
