@@ -31,6 +31,10 @@ pub use mlp::{MlpEnergy, MlpEnergyConfig};
 pub use noise_conditional::{
     NoiseConditionalMlp, NoiseConditionalMlpConfig, NoiseConditionalModel,
 };
+pub use rbm::{
+    BernoulliRbm, BernoulliRbmConfig, BlockConditionals, GaussianBernoulliRbm,
+    GaussianBernoulliRbmConfig, MAX_ENUMERATED_UNITS, RbmLayer,
+};
 pub use spec::EnergySpec;
 
 use crate::Error;

@@ -1,6 +1,9 @@
 //! The self-description of a learnable energy, and rebuilding one from it.
 
-use super::{ConvEnergy, EnergyModel, MlpEnergy, NoiseConditionalMlp, NoiseConditionalModel};
+use super::{
+    BernoulliRbm, ConvEnergy, EnergyModel, GaussianBernoulliRbm, MlpEnergy, NoiseConditionalMlp,
+    NoiseConditionalModel,
+};
 use crate::Error;
 use ebm_tensor::Float;
 use rand::Rng;
@@ -84,6 +87,11 @@ impl EnergySpec {
         match self.kind.as_str() {
             "mlp" => Ok(Box::new(MlpEnergy::<T>::new(self.config()?, rng)?)),
             "conv" => Ok(Box::new(ConvEnergy::<T>::new(self.config()?, rng)?)),
+            "rbm" => Ok(Box::new(BernoulliRbm::<T>::new(self.config()?, rng)?)),
+            "gaussian-rbm" => Ok(Box::new(GaussianBernoulliRbm::<T>::new(
+                self.config()?,
+                rng,
+            )?)),
             kind if Self::NOISE_CONDITIONAL_KINDS.contains(&kind) => Err(Error::Restore {
                 what: format!("energy of kind `{kind}`"),
                 reason: "it is noise-conditional, E(x, sigma): build it with `EnergySpec::build_noise_conditional` (or load it with `load_noise_conditional_energy`)".into(),
@@ -125,7 +133,7 @@ impl EnergySpec {
     }
 
     /// The kinds that [`EnergySpec::build`] knows.
-    pub const KINDS: &'static [&'static str] = &["mlp", "conv"];
+    pub const KINDS: &'static [&'static str] = &["mlp", "conv", "rbm", "gaussian-rbm"];
 
     /// The kinds that [`EnergySpec::build_noise_conditional`] knows.
     pub const NOISE_CONDITIONAL_KINDS: &'static [&'static str] = &["ncsn-mlp"];

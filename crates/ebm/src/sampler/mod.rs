@@ -30,6 +30,7 @@ pub use diagnostics::{
     trace,
 };
 pub use dual_averaging::{DualAveraging, StepSized, WarmedUp, warmup};
+pub use gibbs::{BlockGibbs, BlockGibbsConfig, BlockGibbsInfo, BlockGibbsState};
 pub use hmc::{Hmc, HmcConfig};
 pub use integrator::{kinetic_energy, leapfrog};
 pub use langevin::{Langevin, LangevinConfig};
