@@ -22,6 +22,11 @@ mod noise_conditional;
 mod rbm;
 mod spec;
 
+pub use gaussian::{GaussianConfig, GaussianEnergy};
+pub use landscapes::{
+    BananaConfig, BananaEnergy, DoubleWellConfig, DoubleWellEnergy, RingConfig, RingEnergy,
+};
+pub use mixture::{GaussianMixtureConfig, GaussianMixtureEnergy};
 pub use spec::EnergySpec;
 
 use crate::Error;

@@ -1,6 +1,9 @@
 //! The self-description of a learnable energy, and rebuilding one from it.
 
-use super::EnergyModel;
+use super::{
+    BananaEnergy, DoubleWellEnergy, EnergyModel, GaussianConfig, GaussianEnergy,
+    GaussianMixtureEnergy, RingEnergy,
+};
 use crate::Error;
 use ebm_tensor::Float;
 use rand::Rng;
@@ -80,16 +83,25 @@ impl EnergySpec {
         &self,
         rng: &mut R,
     ) -> Result<Box<dyn EnergyModel<T>>, Error> {
-        let _ = rng;
-        Err(Error::Restore {
-            what: format!("energy of kind `{}`", self.kind),
-            reason: format!(
-                "unknown kind; the known kinds are: {}",
-                Self::KINDS.join(", ")
-            ),
+        Ok(match self.kind.as_str() {
+            "gaussian" => Box::new(GaussianEnergy::new(self.config::<GaussianConfig>()?.dim)?),
+            "gmm" => Box::new(GaussianMixtureEnergy::new(self.config()?, rng)?),
+            "double-well" => Box::new(DoubleWellEnergy::new(self.config()?)?),
+            "banana" => Box::new(BananaEnergy::new(self.config()?)?),
+            "ring" => Box::new(RingEnergy::new(self.config()?)?),
+            _ => {
+                return Err(Error::Restore {
+                    what: format!("energy of kind `{}`", self.kind),
+                    reason: format!(
+                        "unknown kind; the known kinds are: {}",
+                        Self::KINDS.join(", ")
+                    ),
+                });
+            }
         })
     }
 
     /// The kinds that [`EnergySpec::build`] knows.
-    pub const KINDS: &'static [&'static str] = &[];
+    pub const KINDS: &'static [&'static str] =
+        &["gaussian", "gmm", "double-well", "banana", "ring"];
 }
