@@ -27,6 +27,11 @@ pub use checkpoint::{
     load_noise_conditional_energy, read_energy_spec, save_energy, save_noise_conditional_energy,
 };
 pub use conv::{ConvEnergy, ConvEnergyConfig};
+pub use gaussian::{GaussianConfig, GaussianEnergy};
+pub use landscapes::{
+    BananaConfig, BananaEnergy, DoubleWellConfig, DoubleWellEnergy, RingConfig, RingEnergy,
+};
+pub use mixture::{GaussianMixtureConfig, GaussianMixtureEnergy};
 pub use mlp::{MlpEnergy, MlpEnergyConfig};
 pub use noise_conditional::{
     NoiseConditionalMlp, NoiseConditionalMlpConfig, NoiseConditionalModel,

@@ -1,8 +1,9 @@
 //! The self-description of a learnable energy, and rebuilding one from it.
 
 use super::{
-    BernoulliRbm, ConvEnergy, EnergyModel, GaussianBernoulliRbm, MlpEnergy, NoiseConditionalMlp,
-    NoiseConditionalModel,
+    BananaEnergy, BernoulliRbm, ConvEnergy, DoubleWellEnergy, EnergyModel, GaussianBernoulliRbm,
+    GaussianConfig, GaussianEnergy, GaussianMixtureEnergy, MlpEnergy, NoiseConditionalMlp,
+    NoiseConditionalModel, RingEnergy,
 };
 use crate::Error;
 use ebm_tensor::Float;
@@ -92,6 +93,13 @@ impl EnergySpec {
                 self.config()?,
                 rng,
             )?)),
+            "gaussian" => Ok(Box::new(GaussianEnergy::new(
+                self.config::<GaussianConfig>()?.dim,
+            )?)),
+            "gmm" => Ok(Box::new(GaussianMixtureEnergy::new(self.config()?, rng)?)),
+            "double-well" => Ok(Box::new(DoubleWellEnergy::new(self.config()?)?)),
+            "banana" => Ok(Box::new(BananaEnergy::new(self.config()?)?)),
+            "ring" => Ok(Box::new(RingEnergy::new(self.config()?)?)),
             kind if Self::NOISE_CONDITIONAL_KINDS.contains(&kind) => Err(Error::Restore {
                 what: format!("energy of kind `{kind}`"),
                 reason: "it is noise-conditional, E(x, sigma): build it with `EnergySpec::build_noise_conditional` (or load it with `load_noise_conditional_energy`)".into(),
@@ -133,7 +141,17 @@ impl EnergySpec {
     }
 
     /// The kinds that [`EnergySpec::build`] knows.
-    pub const KINDS: &'static [&'static str] = &["mlp", "conv", "rbm", "gaussian-rbm"];
+    pub const KINDS: &'static [&'static str] = &[
+        "mlp",
+        "conv",
+        "gaussian",
+        "gmm",
+        "double-well",
+        "banana",
+        "ring",
+        "rbm",
+        "gaussian-rbm",
+    ];
 
     /// The kinds that [`EnergySpec::build_noise_conditional`] knows.
     pub const NOISE_CONDITIONAL_KINDS: &'static [&'static str] = &["ncsn-mlp"];
