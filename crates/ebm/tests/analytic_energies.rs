@@ -614,7 +614,11 @@ fn specs_rebuild_the_same_architecture() {
         kinds.push(spec.kind);
     }
     assert_eq!(kinds, ["gaussian", "gmm", "double-well", "banana", "ring"]);
-    assert!(kinds.iter().all(|k| EnergySpec::KINDS.contains(&k.as_str())));
+    assert!(
+        kinds
+            .iter()
+            .all(|k| EnergySpec::KINDS.contains(&k.as_str()))
+    );
 
     // Unknown settings and kinds are refused with what to do.
     let extra = EnergySpec::from_json(r#"{"kind": "gaussian", "dim": 2, "extra": 1}"#).unwrap();

@@ -57,4 +57,4 @@ pub use float::{DType, Float};
 pub use ops::{Conv2dOptions, Smooth};
 pub use shape::Shape;
 pub use tensor::Tensor;
-pub use threads::with_threads;
+pub use threads::{sequential, with_threads};

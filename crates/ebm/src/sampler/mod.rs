@@ -39,7 +39,7 @@ pub use replay::{ReplayBuffer, ReplayBufferConfig, RestartDistribution};
 
 use crate::Error;
 use crate::energy::Energy;
-use ebm_tensor::{Float, Tensor};
+use ebm_tensor::{Float, Tensor, sequential};
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -186,7 +186,8 @@ pub const CHAIN_SHARD: usize = 512;
 /// The energies `[n]` and energy gradients `[n, ...]` of a batch of chains, detached.
 ///
 /// Batches larger than [`CHAIN_SHARD`] are split into shards of that many chains, each
-/// evaluated on its own thread (one fork and join per call, rather than one per operation);
+/// evaluated on its own thread with its kernels working alone (one fork and join per call,
+/// rather than one per operation);
 /// the shards do not depend on the number of threads, so neither does the result.
 ///
 /// # Errors
@@ -204,7 +205,7 @@ pub fn evaluate<T: Float, E: Energy<T> + ?Sized>(
         .par_iter()
         .map(|&start| {
             let len = CHAIN_SHARD.min(n - start);
-            energy.energy_and_grad(&x.narrow(0, start, len), false)
+            sequential(|| energy.energy_and_grad(&x.narrow(0, start, len), false))
         })
         .collect();
     let mut energies = Vec::with_capacity(shards.len());

@@ -123,7 +123,7 @@ fn for_each_plane<T: Float>(
     if dst.is_empty() || dst_len == 0 || src_len == 0 {
         return;
     }
-    if dst.len() < PARALLEL_MIN {
+    if dst.len() < PARALLEL_MIN || !crate::threads::may_split() {
         let pairs = dst.chunks_mut(dst_len).zip(src.chunks(src_len));
         pairs.for_each(|(d, s)| f(d, s));
     } else {

@@ -17,7 +17,7 @@ pub(crate) fn filled<T: Float>(
 ) -> Vec<T> {
     let mut out = Vec::with_capacity(len);
     let spare = &mut out.spare_capacity_mut()[..len];
-    if len < PARALLEL_MIN {
+    if len < PARALLEL_MIN || !crate::threads::may_split() {
         fill(0, spare);
     } else {
         spare
@@ -133,7 +133,7 @@ pub(crate) fn broadcast_zip<T: Float>(
             }
         }
     };
-    if out.len() < PARALLEL_MIN || inner == 0 {
+    if out.len() < PARALLEL_MIN || inner == 0 || !crate::threads::may_split() {
         for (r, dst) in out.chunks_mut(inner.max(1)).enumerate().take(rows) {
             row(r, dst);
         }

@@ -100,7 +100,7 @@ unsafe fn general<T: Float>(
     // Row-major strides: element (i, j) of a matrix stored [r, c] is at i * c + j.
     let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    let parallelism = if m * n * k >= PARALLEL_MIN_FLOPS {
+    let parallelism = if m * n * k >= PARALLEL_MIN_FLOPS && crate::threads::may_split() {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None

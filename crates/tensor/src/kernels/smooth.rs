@@ -68,14 +68,14 @@ impl Smooth {
 
 #[inline(always)]
 pub(super) fn sigmoid<T: Float>(x: T) -> T {
-    T::one() / (T::one() + (-x).fast_exp())
+    (T::one() + (-x).fast_exp()).recip_at_least_one()
 }
 
 #[inline(always)]
 pub(super) fn tanh<T: Float>(x: T) -> T {
     // 1 - 2 / (e^{2x} + 1): exact at both ends (e^{2x} = inf gives 1, 0 gives -1).
     let two = T::of(2.0);
-    T::one() - two / ((two * x).fast_exp() + T::one())
+    T::one() - two * ((two * x).fast_exp() + T::one()).recip_at_least_one()
 }
 
 /// Coefficient c and exponent q such that d^k/dx^k x^p = c x^q.
