@@ -96,7 +96,9 @@ macro_rules! with_size {
 /// The basis of `f` at every element of `x`, for the functions that have one.
 pub(crate) fn basis<T: Float>(f: Smooth, x: &[T]) -> Option<Vec<T>> {
     match f {
-        Smooth::Sigmoid | Smooth::Softplus | Smooth::Silu => Some(apply(&Base::Sigmoid, x, None)),
+        Smooth::Sigmoid | Smooth::Softplus | Smooth::Silu => {
+            Some(super::sigmoid::sigmoid_f32(x).unwrap_or_else(|| apply(&Base::Sigmoid, x, None)))
+        }
         Smooth::Tanh => Some(apply(&Base::Tanh, x, None)),
         Smooth::Exp => Some(apply(&Base::Exp, x, None)),
         _ => None,

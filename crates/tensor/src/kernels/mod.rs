@@ -10,6 +10,7 @@ pub(crate) mod elementwise;
 pub(crate) mod layout;
 pub(crate) mod matmul;
 pub(crate) mod reduce;
+pub(crate) mod sigmoid;
 pub(crate) mod smooth;
 
 /// Elements per parallel chunk for elementwise work.

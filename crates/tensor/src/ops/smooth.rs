@@ -16,12 +16,22 @@ type Basis<T> = Option<Arc<Vec<T>>>;
 impl<T: Float> Tensor<T> {
     /// The k-th derivative of `f`, elementwise (`k = 0` is `f` itself).
     pub fn smooth(&self, f: Smooth, k: usize) -> Tensor<T> {
-        let cache: Basis<T> = basis::basis(f, self.data()).map(Arc::new);
-        let data = match &cache {
-            Some(s) => basis::eval(f, k, self.data(), s, None),
-            None => None,
-        }
-        .unwrap_or_else(|| eval(f, k, self.data(), None));
+        // SiLU's value and its basis in one pass, where a fused kernel exists.
+        let fused = (f == Smooth::Silu && k == 0)
+            .then(|| crate::kernels::sigmoid::silu_f32(self.data()))
+            .flatten();
+        let (cache, data): (Basis<T>, Vec<T>) = match fused {
+            Some((s, y)) => (Some(Arc::new(s)), y),
+            None => {
+                let cache: Basis<T> = basis::basis(f, self.data()).map(Arc::new);
+                let data = match &cache {
+                    Some(s) => basis::eval(f, k, self.data(), s, None),
+                    None => None,
+                }
+                .unwrap_or_else(|| eval(f, k, self.data(), None));
+                (cache, data)
+            }
+        };
         Tensor::from_op(data, self.shape().clone(), f.name(), [self], move |c| {
             vec![Some(c.input(0).derivative_mul(
                 f,
