@@ -445,7 +445,7 @@ fn conv_transpose2d_is_the_adjoint_of_conv2d() {
             let k = Case::random(&mut r);
             // The adjoint maps back onto the whole image only when the strides tile it exactly.
             let (s, p) = (options.stride, options.padding);
-            if (k.h + 2 * p - k.kh) % s != 0 || (k.w + 2 * p - k.kw) % s != 0 {
+            if !(k.h + 2 * p - k.kh).is_multiple_of(s) || !(k.w + 2 * p - k.kw).is_multiple_of(s) {
                 continue;
             }
             done += 1;

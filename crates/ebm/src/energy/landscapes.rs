@@ -485,7 +485,7 @@ impl Radial {
 fn log_sphere_area(dim: usize) -> f64 {
     // Gamma(d/2) by Gamma(x + 1) = x Gamma(x) from Gamma(1) = 1 or Gamma(1/2) = sqrt(pi).
     let half = dim as f64 / 2.0;
-    let (mut x, mut log_gamma) = if dim % 2 == 0 {
+    let (mut x, mut log_gamma) = if dim.is_multiple_of(2) {
         (1.0, 0.0)
     } else {
         (0.5, 0.5 * std::f64::consts::PI.ln())

@@ -214,14 +214,14 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Parsed<'a>, NnError> {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    if let Some(v) = metadata.get(KEY_VERSION) {
-        if v.parse::<u32>().map_or(true, |v| v > FORMAT_VERSION) {
-            return Err(NnError::config(
-                &format!("format version of {}", path.display()),
-                v,
-                &format!("at most {FORMAT_VERSION}: the file was written by a newer ebm; update"),
-            ));
-        }
+    if let Some(v) = metadata.get(KEY_VERSION)
+        && v.parse::<u32>().map_or(true, |v| v > FORMAT_VERSION)
+    {
+        return Err(NnError::config(
+            &format!("format version of {}", path.display()),
+            v,
+            &format!("at most {FORMAT_VERSION}: the file was written by a newer ebm; update"),
+        ));
     }
     Ok(Parsed { tensors, metadata })
 }
