@@ -23,6 +23,9 @@ pub struct AnnealedLangevinConfig {
     /// formula: the posterior mean of the clean sample given the noisy one).
     #[serde(default)]
     pub denoise_last: bool,
+    /// Clamp the chains to `[low, high]` after every step (the data range of images).
+    #[serde(default)]
+    pub clamp: Option<(f64, f64)>,
 }
 
 impl AnnealedLangevinConfig {
@@ -55,6 +58,7 @@ impl AnnealedLangevinConfig {
             steps_per_level: 100,
             step_size: 2e-5,
             denoise_last: false,
+            clamp: None,
         }
     }
 
@@ -219,8 +223,8 @@ impl AnnealedLangevin {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] when there are no sigmas, a sigma is not finite and positive,
-    /// the sigmas do not strictly decrease, `steps_per_level` is 0 or `step_size` is not
-    /// positive.
+    /// the sigmas do not strictly decrease, `steps_per_level` is 0, `step_size` is not
+    /// positive, or the clamp range is empty.
     pub fn new(config: AnnealedLangevinConfig) -> Result<Self, Error> {
         config.validate()?;
         let levels = (0..config.n_levels())
@@ -230,7 +234,7 @@ impl AnnealedLangevin {
                     step_size: alpha / 2.0,
                     noise_scale: alpha.sqrt(),
                     grad_clip: None,
-                    clamp: None,
+                    clamp: config.clamp,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -362,6 +366,7 @@ impl AnnealedLangevin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     fn config(sigmas: Vec<f64>) -> AnnealedLangevinConfig {
         AnnealedLangevinConfig {
@@ -369,6 +374,7 @@ mod tests {
             steps_per_level: 10,
             step_size: 0.1,
             denoise_last: false,
+            clamp: None,
         }
     }
 
@@ -395,6 +401,22 @@ mod tests {
         let mut c = config(vec![1.0]);
         c.step_size = 0.0;
         assert!(err(c).contains("step_size"));
+        let mut c = config(vec![1.0]);
+        c.clamp = Some((1.0, -1.0));
+        assert!(err(c).contains("clamp"));
+    }
+
+    #[test]
+    fn clamped_chains_stay_in_range() {
+        // A standard normal at every noise level, sampled within [0, 0.5].
+        let energy = |x: &Tensor<f64>, _s: &Tensor<f64>| x.square().sum_axes(&[1], false);
+        let mut c = config(vec![2.0, 1.0]);
+        c.clamp = Some((0.0, 0.5));
+        let sampler = AnnealedLangevin::new(c).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let x0 = Tensor::rand_uniform([200, 3], -3.0, 3.0, &mut rng);
+        let (x, _) = sampler.sample(&mut rng, x0, &energy).unwrap();
+        assert!(x.to_f64s().iter().all(|&v| (0.0..=0.5).contains(&v)));
     }
 
     #[test]
