@@ -105,7 +105,7 @@ impl ConvEnergyConfig {
 /// the head `energy.head.weight` (`[1, head_features]`) and `energy.head.bias`, and with
 /// spectral normalisation the buffers `*.weight_u`. PyTorch's initialisation.
 ///
-/// Cost per evaluation: about 2 n sum_i 9 channels[i - 1] channels[i] h_i w_i flops (the
+/// Cost per evaluation: about `2 n sum_i 9 channels[i - 1] channels[i] h_i w_i` flops (the
 /// convolutions dominate), three times that with the gradient in x.
 ///
 /// # Shapes

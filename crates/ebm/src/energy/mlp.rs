@@ -90,7 +90,7 @@ pub(crate) fn flatten_samples<T: Float>(what: &str, x: &Tensor<T>, d: usize) -> 
 /// A sample of any shape is flattened: a batch `[n, ...]` whose samples hold `widths[0]`
 /// values each.
 ///
-/// Cost per evaluation: about 2 n sum_i widths[i] widths[i + 1] flops (the matrix products),
+/// Cost per evaluation: about `2 n sum_i widths[i] widths[i + 1]` flops (the matrix products),
 /// three times that with the gradient in x.
 ///
 /// # Shapes
