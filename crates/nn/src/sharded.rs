@@ -3,7 +3,8 @@
 //! On a few cores, a small network's step is a chain of small operations, and splitting each
 //! of them across threads costs a thread wake-up per operation. Splitting the *batch* instead
 //! costs one fork and one join per step: every shard runs its forward and backward passes on
-//! one thread, and the shard gradients are summed. For a loss that is a mean over samples
+//! one thread (its kernels do not split their work again, see `ebm_tensor::sequential`), and
+//! the shard gradients are summed. For a loss that is a mean over samples
 //! this gives the same gradient, up to the order of floating-point additions.
 
 use crate::{NnError, ParamGrads, ParamStore};
@@ -47,9 +48,12 @@ where
     let shards: Vec<Result<(f64, ParamGrads<T>), NnError>> = ranges
         .par_iter()
         .map(|range| {
-            let value = loss(range.clone())?;
-            let grads = store.backward(&value)?;
-            Ok((value.item(), grads))
+            // Each shard on its thread alone: the shards already keep the threads busy.
+            ebm_tensor::sequential(|| {
+                let value = loss(range.clone())?;
+                let grads = store.backward(&value)?;
+                Ok((value.item(), grads))
+            })
         })
         .collect();
 

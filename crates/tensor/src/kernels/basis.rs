@@ -38,9 +38,10 @@ fn chain_poly(k: usize, fprime: [f64; 3]) -> Vec<f64> {
 
 #[inline(always)]
 fn horner<T: Float, const N: usize>(c: &[T; N], x: T) -> T {
+    // Fused multiply-adds: the kernels that inline this are compiled for FMA.
     let mut acc = c[N - 1];
     for i in (0..N - 1).rev() {
-        acc = acc * x + c[i];
+        acc = acc.mul_add(x, c[i]);
     }
     acc
 }
@@ -225,7 +226,7 @@ struct Silu<T, const N: usize> {
 impl<T: Float, const N: usize> Scalar2<T> for Silu<T, N> {
     #[inline(always)]
     fn at(&self, x: T, s: T) -> T {
-        x * horner(&self.p, s) + self.k * horner(&self.q, s)
+        x.mul_add(horner(&self.p, s), self.k * horner(&self.q, s))
     }
 }
 
