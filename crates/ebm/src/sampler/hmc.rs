@@ -8,7 +8,7 @@ use crate::Error;
 use crate::energy::Energy;
 use crate::error::check_positive;
 use ebm_tensor::{Float, Tensor};
-use rand::Rng;
+use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
 fn default_divergence_threshold() -> f64 {
@@ -32,6 +32,12 @@ pub struct HmcConfig {
     /// rejected. Default 1000.
     #[serde(default = "default_divergence_threshold")]
     pub divergence_threshold: f64,
+    /// Each step draws its step size uniformly from `step_size * [1 - j, 1 + j]` (the same for
+    /// every chain), so that no trajectory length stays near a period of the target's dynamics
+    /// (Neal 2011, section 5.4.2.4). 0, the default, keeps the step size fixed and draws
+    /// nothing.
+    #[serde(default)]
+    pub step_size_jitter: f64,
 }
 
 impl HmcConfig {
@@ -43,6 +49,7 @@ impl HmcConfig {
             n_leapfrog_steps,
             inverse_mass_matrix: None,
             divergence_threshold: DEFAULT_DIVERGENCE_THRESHOLD,
+            step_size_jitter: 0.0,
         }
     }
 }
@@ -68,7 +75,7 @@ impl HmcConfig {
 /// Tuning: the step size for an acceptance rate near 0.65 (Beskos et al. 2013), which
 /// [`warmup`](super::warmup) finds by dual averaging; a trajectory length near a multiple of
 /// a period of the target's dynamics makes chains return where they started, a known weakness
-/// of fixed-length HMC that NUTS removes.
+/// of fixed-length HMC that NUTS removes and [`HmcConfig::step_size_jitter`] avoids.
 ///
 /// Cost per step: `n_leapfrog_steps` batched evaluations of the energy and its gradient.
 ///
@@ -100,8 +107,8 @@ impl Hmc {
     /// # Errors
     /// [`Error::InvalidConfig`] for a step size or divergence threshold that is not a finite
     /// positive number, zero leapfrog steps, or an inverse mass matrix that is empty or has an
-    /// entry that is not a finite positive number. Its length is checked against the chains by
-    /// [`Sampler::init`].
+    /// entry that is not a finite positive number, or a jitter outside [0, 1). The mass
+    /// matrix's length is checked against the chains by [`Sampler::init`].
     pub fn new(config: HmcConfig) -> Result<Self, Error> {
         check_positive("HMC step_size", config.step_size)?;
         check_positive("HMC divergence_threshold", config.divergence_threshold)?;
@@ -123,6 +130,14 @@ impl Hmc {
             for (i, &v) in m.iter().enumerate() {
                 check_positive(&format!("HMC inverse_mass_matrix[{i}]"), v)?;
             }
+        }
+        let j = config.step_size_jitter;
+        if !(0.0..1.0).contains(&j) {
+            return Err(Error::config(
+                "HMC step_size_jitter",
+                j,
+                "a fraction in [0, 1), such as 0.2 (0 for a fixed step size)",
+            ));
         }
         Ok(Hmc { config })
     }
@@ -180,6 +195,12 @@ impl<T: Float> Sampler<T> for Hmc {
     ) -> Result<(ChainState<T>, StepInfo<T>), Error> {
         let c = &self.config;
         let inverse_mass = self.inverse_mass(&state.position)?;
+        let step_size = if c.step_size_jitter > 0.0 {
+            let u: f64 = rng.random_range(-1.0..1.0);
+            c.step_size * (1.0 + c.step_size_jitter * u)
+        } else {
+            c.step_size
+        };
 
         // Momentum p ~ N(0, M): z / sqrt(M^-1).
         let z = Tensor::<T>::randn(state.position.shape().clone(), rng);
@@ -194,7 +215,7 @@ impl<T: Float> Sampler<T> for Hmc {
             energy,
             &state,
             &momentum,
-            c.step_size,
+            step_size,
             inverse_mass.as_ref(),
             c.n_leapfrog_steps,
         )?;
