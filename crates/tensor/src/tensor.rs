@@ -252,6 +252,47 @@ impl<T: Float> Tensor<T> {
         }
     }
 
+    /// Overwrites, in place, row `indices[j]` along the first axis with row `j` of `src`
+    /// (copy on write as [`Tensor::update_`]; no history). For buffers that live across steps,
+    /// such as the replay buffer of persistent chains.
+    ///
+    /// # Panics
+    /// When `src` is not `[indices.len(), ...]` with this tensor's other dimensions, or an index
+    /// is out of range or repeated.
+    ///
+    /// # Example
+    /// ```
+    /// use ebm_tensor::Tensor;
+    ///
+    /// let mut t = Tensor::<f32>::zeros([3, 2]);
+    /// t.index_copy_(&[2, 0], &Tensor::from_f64s(&[1.0, 2.0, 3.0, 4.0], [2, 2]));
+    /// assert_eq!(t.to_f64s(), [3.0, 4.0, 0.0, 0.0, 1.0, 2.0]);
+    /// ```
+    #[track_caller]
+    pub fn index_copy_(&mut self, indices: &[usize], src: &Tensor<T>) {
+        assert!(self.rank() >= 1, "index_copy_ needs a tensor of rank >= 1");
+        let rows = self.dims()[0];
+        let mut want = self.dims().to_vec();
+        want[0] = indices.len();
+        assert_eq!(
+            src.dims(),
+            want.as_slice(),
+            "index_copy_: src must be [indices.len(), ...] with the other dimensions of the target"
+        );
+        let mut seen = vec![false; rows];
+        for &i in indices {
+            assert!(
+                i < rows,
+                "index_copy_: index {i} is out of range for {rows} rows"
+            );
+            assert!(!seen[i], "index_copy_: index {i} appears twice");
+            seen[i] = true;
+        }
+        let row = self.numel() / rows.max(1);
+        let values = src.data();
+        self.update_(|dst| crate::kernels::layout::copy_rows(dst, indices, values, row));
+    }
+
     /// A tensor with the same shape and the values of `data`, as a leaf.
     pub(crate) fn with_data(&self, data: Vec<T>) -> Self {
         Tensor::leaf(Arc::new(data), self.shape().clone(), false)

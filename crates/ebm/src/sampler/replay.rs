@@ -283,25 +283,16 @@ impl<T: Float> ReplayBuffer<T> {
                 found: samples.dims().to_vec(),
             });
         }
-        let mut seen = vec![false; self.capacity()];
         for &i in indices {
             assert!(
                 i < self.capacity(),
                 "replay buffer push: index {i} is out of range for capacity {}",
                 self.capacity()
             );
-            assert!(!seen[i], "replay buffer push: index {i} appears twice");
-            seen[i] = true;
         }
 
         // Row copies in place (copy on write when the buffer's tensor is shared).
-        let row = samples.numel() / indices.len().max(1);
-        let values = samples.data();
-        self.buffer.update_(|buffer| {
-            for (j, &i) in indices.iter().enumerate() {
-                buffer[i * row..(i + 1) * row].copy_from_slice(&values[j * row..(j + 1) * row]);
-            }
-        });
+        self.buffer.index_copy_(indices, samples);
         Ok(())
     }
 

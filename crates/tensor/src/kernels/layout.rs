@@ -98,3 +98,10 @@ pub(crate) fn narrow<T: Float>(
     }
     out
 }
+
+/// Overwrites row `indices[j]` of `dst` (rows of `row` elements) with row `j` of `src`.
+pub(crate) fn copy_rows<T: Float>(dst: &mut [T], indices: &[usize], src: &[T], row: usize) {
+    for (j, &i) in indices.iter().enumerate() {
+        dst[i * row..(i + 1) * row].copy_from_slice(&src[j * row..(j + 1) * row]);
+    }
+}
