@@ -19,6 +19,7 @@ mod landscapes;
 mod mixture;
 mod mlp;
 mod noise_conditional;
+mod noise_conditional_conv;
 mod rbm;
 mod spec;
 
@@ -36,6 +37,7 @@ pub use mlp::{MlpEnergy, MlpEnergyConfig};
 pub use noise_conditional::{
     NoiseConditionalMlp, NoiseConditionalMlpConfig, NoiseConditionalModel,
 };
+pub use noise_conditional_conv::{NoiseConditionalConv, NoiseConditionalConvConfig};
 pub use rbm::{
     BernoulliRbm, BernoulliRbmConfig, BlockConditionals, GaussianBernoulliRbm,
     GaussianBernoulliRbmConfig, MAX_ENUMERATED_UNITS, RbmLayer,

@@ -2,8 +2,8 @@
 
 use super::{
     BananaEnergy, BernoulliRbm, ConvEnergy, DoubleWellEnergy, EnergyModel, GaussianBernoulliRbm,
-    GaussianConfig, GaussianEnergy, GaussianMixtureEnergy, MlpEnergy, NoiseConditionalMlp,
-    NoiseConditionalModel, RingEnergy,
+    GaussianConfig, GaussianEnergy, GaussianMixtureEnergy, MlpEnergy, NoiseConditionalConv,
+    NoiseConditionalMlp, NoiseConditionalModel, RingEnergy,
 };
 use crate::Error;
 use ebm_tensor::Float;
@@ -121,6 +121,10 @@ impl EnergySpec {
     ) -> Result<Box<dyn NoiseConditionalModel<T>>, Error> {
         match self.kind.as_str() {
             "ncsn-mlp" => Ok(Box::new(NoiseConditionalMlp::<T>::new(self.config()?, rng)?)),
+            "ncsn-conv" => Ok(Box::new(NoiseConditionalConv::<T>::new(
+                self.config()?,
+                rng,
+            )?)),
             kind if Self::KINDS.contains(&kind) => Err(Error::Restore {
                 what: format!("noise-conditional energy of kind `{kind}`"),
                 reason: "it is a plain energy E(x): build it with `EnergySpec::build` (or load it with `load_energy`)".into(),
@@ -154,5 +158,5 @@ impl EnergySpec {
     ];
 
     /// The kinds that [`EnergySpec::build_noise_conditional`] knows.
-    pub const NOISE_CONDITIONAL_KINDS: &'static [&'static str] = &["ncsn-mlp"];
+    pub const NOISE_CONDITIONAL_KINDS: &'static [&'static str] = &["ncsn-mlp", "ncsn-conv"];
 }
