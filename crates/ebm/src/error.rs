@@ -42,6 +42,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// Training produced a non-finite quantity; nothing was updated at that step.
+    #[error("training diverged at step {step}: the {quantity} is {value}; {hint}")]
+    Diverged {
+        /// The step (counting from 1).
+        step: u64,
+        /// What went non-finite, such as `"loss"`.
+        quantity: String,
+        /// Its value.
+        value: f64,
+        /// The likely fix.
+        hint: String,
+    },
+
     /// An error of the tensor engine (a graph freed too early, an unsupported operation).
     #[error(transparent)]
     Tensor(#[from] TensorError),

@@ -58,5 +58,6 @@ pub mod energy;
 mod error;
 pub mod objective;
 pub mod sampler;
+pub mod train;
 
 pub use error::Error;
