@@ -11,7 +11,10 @@
 //! * [`sampler`]: batched Markov chains with BlackJAX's init/step split (unadjusted Langevin,
 //!   MALA, HMC, dual-averaging warm-up, annealed Langevin, block Gibbs), the replay buffer of
 //!   persistent training, and chain diagnostics (ESS, split R-hat);
-//! * [`objective`]: the score-matching losses (the other training methods follow);
+//! * [`objective`]: the [`objective::Objective`] trait that every training method implements,
+//!   and the methods themselves;
+//! * [`train`]: the [`train::Trainer`] that drives any objective with any optimiser, stops on
+//!   divergence without corrupting the model, reports metrics and writes checkpoints;
 //! * [`data`]: the built-in 2-D sets.
 //!
 //! # Quick start
