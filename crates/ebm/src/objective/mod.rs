@@ -10,7 +10,12 @@
 //! The free functions of [`score_matching`] are the losses themselves, for use in your own
 //! loops.
 
+pub mod nce;
 pub mod score_matching;
+
+pub use nce::{
+    GaussianNoise, GaussianNoiseConfig, LOG_NORMALIZER, Nce, NceConfig, NoiseDistribution,
+};
 
 use crate::Error;
 use ebm_nn::{ParamStore, StateDict};
