@@ -201,3 +201,61 @@ fn a_checkpoint_holds_the_model_the_optimiser_and_the_step() {
     assert!(extras.tensors.contains_key("objective.param.c"));
     assert!(extras.metadata.keys().any(|k| k.starts_with("optim.")));
 }
+
+#[test]
+fn the_trainer_drives_nce_and_its_learned_normaliser() {
+    use ebm::objective::nce::{Nce, NceConfig};
+    use ebm_nn::{Adam, AdamConfig};
+
+    // Data N([1, -1], I); a learnable Gaussian from N(0, I) and c from 0. NCE's c converges to
+    // the model's log Z (here d/2 log 2 pi = 1.84 for an identity precision); after 600 steps
+    // it must be within 0.15 of the model's current log Z, a loose bound for a short run (the
+    // NCE tests check the tight one).
+    let mut rng = StdRng::seed_from_u64(3);
+    let data = &Tensor::<f64>::randn([4000, 2], &mut rng) + &Tensor::from_f64s(&[1.0, -1.0], [2]);
+    let nce = Nce::fit_gaussian(NceConfig::default(), &data).unwrap();
+    let adam = |lr| -> Box<dyn Optimizer<f64>> {
+        Box::new(
+            Adam::new(AdamConfig {
+                lr,
+                ..AdamConfig::default()
+            })
+            .unwrap(),
+        )
+    };
+    let mut trainer = Trainer::new(gaussian(), nce, adam(0.03), Default::default())
+        .with_aux_optimizer(adam(0.03));
+    let mut last = Metrics::new();
+    let mut observer = |_: u64, m: &Metrics| last = m.clone();
+    trainer
+        .fit(
+            600,
+            &mut rng,
+            |rng| {
+                let idx: Vec<usize> = (0..256)
+                    .map(|_| rand::RngExt::random_range(rng, 0..4000))
+                    .collect();
+                data.index_select(0, &idx)
+            },
+            &mut observer,
+        )
+        .unwrap();
+    let c = last.get("log_normalizer").unwrap();
+    let model = trainer.into_model();
+    let log_z = model
+        .as_ref()
+        .params()
+        .expect("precision_log_diag")
+        .to_f64s()
+        .iter()
+        .fold(std::f64::consts::TAU.ln(), |acc, l| acc - l);
+    assert!(
+        (c - log_z).abs() < 0.15,
+        "c {c} vs the model's log Z {log_z}"
+    );
+    let mean = model.params().expect("mean").to_f64s();
+    assert!(
+        (mean[0] - 1.0).abs() < 0.15 && (mean[1] + 1.0).abs() < 0.15,
+        "{mean:?}"
+    );
+}
