@@ -10,7 +10,12 @@
 //! The free functions of [`score_matching`] are the losses themselves, for use in your own
 //! loops.
 
+pub mod maximum_likelihood;
 pub mod score_matching;
+
+pub use maximum_likelihood::{
+    ChainInit, ChainStart, MaximumLikelihood, MaximumLikelihoodConfig, McmcKernel, contrastive_loss,
+};
 
 use crate::Error;
 use ebm_nn::{ParamStore, StateDict};
