@@ -10,9 +10,13 @@
 //! The free functions of [`score_matching`] are the losses themselves, for use in your own
 //! loops.
 
+pub mod maximum_likelihood;
 pub mod nce;
 pub mod score_matching;
 
+pub use maximum_likelihood::{
+    ChainInit, ChainStart, MaximumLikelihood, MaximumLikelihoodConfig, McmcKernel, contrastive_loss,
+};
 pub use nce::{
     GaussianNoise, GaussianNoiseConfig, LOG_NORMALIZER, Nce, NceConfig, NoiseDistribution,
 };

@@ -30,7 +30,7 @@ pub enum RestartDistribution {
 
 impl RestartDistribution {
     /// `Ok(())` for finite parameters with `low < high` or `std > 0`.
-    fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         match *self {
             RestartDistribution::Uniform { low, high } => {
                 if low.is_finite() && high.is_finite() && low < high {
@@ -57,7 +57,11 @@ impl RestartDistribution {
     }
 
     /// Draws of this distribution, of the given shape.
-    fn draw<T: Float, R: Rng + ?Sized>(&self, shape: Vec<usize>, rng: &mut R) -> Tensor<T> {
+    pub(crate) fn draw<T: Float, R: Rng + ?Sized>(
+        &self,
+        shape: Vec<usize>,
+        rng: &mut R,
+    ) -> Tensor<T> {
         match *self {
             RestartDistribution::Uniform { low, high } => {
                 Tensor::rand_uniform(shape, low, high, rng)
@@ -98,7 +102,7 @@ impl ReplayBufferConfig {
     }
 
     /// `Ok(())` when every setting is in range.
-    fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.capacity == 0 {
             return Err(Error::config(
                 "replay buffer capacity",
