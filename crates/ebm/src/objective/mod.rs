@@ -10,6 +10,7 @@
 //! The free functions of [`score_matching`] are the losses themselves, for use in your own
 //! loops.
 
+pub mod multiscale;
 pub mod score_matching;
 
 use crate::Error;
