@@ -11,6 +11,7 @@
 //! loops.
 
 pub mod maximum_likelihood;
+pub mod multiscale;
 pub mod nce;
 pub mod score_matching;
 
