@@ -26,6 +26,7 @@ use crate::Error;
 use ebm_nn::{ParamStore, StateDict};
 use ebm_tensor::{Float, Tensor};
 use rand::Rng;
+use std::borrow::Cow;
 
 /// A training method: a loss for each data batch.
 ///
@@ -86,8 +87,11 @@ pub struct ObjectiveStep<T: Float> {
 }
 
 /// Named scalar metrics of a step, in the order they were recorded.
+///
+/// Names are `&'static str` for fixed metrics and `String` for computed ones (such as
+/// `loss_level_3`), without allocating for the former.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Metrics(pub Vec<(&'static str, f64)>);
+pub struct Metrics(pub Vec<(Cow<'static, str>, f64)>);
 
 impl Metrics {
     /// No metrics.
@@ -96,7 +100,8 @@ impl Metrics {
     }
 
     /// Records `value` under `name` (replacing an earlier value of that name).
-    pub fn set(&mut self, name: &'static str, value: f64) {
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: f64) {
+        let name = name.into();
         match self.0.iter_mut().find(|(n, _)| *n == name) {
             Some(entry) => entry.1 = value,
             None => self.0.push((name, value)),
@@ -105,12 +110,12 @@ impl Metrics {
 
     /// The value recorded under `name`.
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.0.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+        self.0.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
     }
 
     /// The metrics, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
-        self.0.iter().copied()
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
+        self.0.iter().map(|(n, v)| (n.as_ref(), *v))
     }
 }
 
@@ -125,7 +130,10 @@ mod tests {
         m.set("loss", 1.0);
         m.set("energy_data", -2.0);
         m.set("loss", 0.5);
-        assert_eq!(m.0, [("loss", 0.5), ("energy_data", -2.0)]);
+        let names: Vec<(&str, f64)> = m.iter().collect();
+        assert_eq!(names, [("loss", 0.5), ("energy_data", -2.0)]);
+        m.set(format!("loss_level_{}", 3), 1.5);
+        assert_eq!(m.get("loss_level_3"), Some(1.5));
         assert_eq!(m.get("energy_data"), Some(-2.0));
         assert_eq!(m.get("missing"), None);
     }

@@ -13,7 +13,6 @@ use ebm_tensor::autodiff::{GradOptions, grad};
 use ebm_tensor::{Float, Tensor};
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
 
 /// Settings of [`MultiScaleDenoisingScoreMatching`]: the noise levels
 /// sigma_1 > sigma_2 > ... > sigma_L in geometric progression from `sigma_max` to `sigma_min`.
@@ -229,7 +228,7 @@ impl<T: Float, E: NoiseConditionalEnergy<T> + ?Sized> Objective<T, E>
         metrics.set("loss", loss.item());
         for (l, &(sum, count)) in sums.iter().enumerate() {
             if count > 0 {
-                metrics.set(level_metric_name(l), sum / count as f64);
+                metrics.set(format!("loss_level_{l}"), sum / count as f64);
             }
         }
         Ok(ObjectiveStep {
@@ -237,31 +236,5 @@ impl<T: Float, E: NoiseConditionalEnergy<T> + ?Sized> Objective<T, E>
             aux_loss: None,
             metrics,
         })
-    }
-}
-
-/// `"loss_level_<l>"` as a `&'static str`, as [`Metrics`] keys are. Each name is allocated once
-/// per process and kept (a few bytes per level ever used).
-fn level_metric_name(level: usize) -> &'static str {
-    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut names = NAMES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    while names.len() <= level {
-        let name = format!("loss_level_{}", names.len());
-        names.push(Box::leak(name.into_boxed_str()));
-    }
-    names[level]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn level_metric_names_are_stable() {
-        assert_eq!(level_metric_name(3), "loss_level_3");
-        assert_eq!(level_metric_name(0), "loss_level_0");
-        assert!(std::ptr::eq(level_metric_name(3), level_metric_name(3)));
     }
 }
