@@ -74,3 +74,36 @@ fn readme_sampling_example_runs() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::remove_file(&path)?;
     Ok(())
 }
+
+#[test]
+fn readme_training_example_runs() -> Result<(), Box<dyn std::error::Error>> {
+    use ebm::data::toy2d::eight_gaussians;
+    use ebm::energy::{EnergyModel, MlpEnergy, MlpEnergyConfig};
+    use ebm::objective::{MaximumLikelihood, MaximumLikelihoodConfig, Metrics};
+    use ebm::train::{Trainer, TrainerConfig};
+    use ebm_nn::{Adam, AdamConfig};
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mlp = MlpEnergy::<f32>::new(MlpEnergyConfig::new(&[2, 128, 128, 1]), &mut rng)?;
+    let model: Box<dyn EnergyModel<f32>> = Box::new(mlp);
+
+    // Persistent chains in a replay buffer, 20 Langevin steps per batch; one line to change:
+    // DenoisingScoreMatching::new(Default::default())?, Nce::fit_gaussian(..)?, ...
+    let method = MaximumLikelihood::new(MaximumLikelihoodConfig::default())?;
+    let adam = Adam::new(AdamConfig {
+        lr: 1e-3,
+        ..AdamConfig::default()
+    })?;
+    let config = TrainerConfig {
+        observe_every: 50,
+        ..TrainerConfig::default()
+    };
+    let mut trainer = Trainer::new(model, method, Box::new(adam), config);
+
+    let mut log = |step: u64, m: &Metrics| println!("{step} {:?}", m.get("energy_gap"));
+    trainer.fit(200, &mut rng, |rng| eight_gaussians(256, rng), &mut log)?;
+    let path = std::env::temp_dir().join("readme-pcd.safetensors");
+    trainer.save(&path)?; // weights, spec, Adam state, replay buffer, step count
+    std::fs::remove_file(&path)?;
+    Ok(())
+}
