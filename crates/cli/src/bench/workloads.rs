@@ -3,14 +3,19 @@
 //! * training: batches of 256 from `8gaussians` drawn fresh each step, a score-matching loss,
 //!   and an Adam update (lr 1e-3). Each step draws its data and noise for the whole batch, then
 //!   computes the loss and gradients in two data-parallel shards.
+//! * training by sampling and by noise contrast: `pcd-mlp` and `nce-mlp`, through the
+//!   library's `Trainer` and objectives, as a user would write them;
 //! * sampling: 10,000 Langevin chains, 100 steps, fixed weights.
 
 use super::Workload;
 use ebm::data::toy2d::eight_gaussians;
+use ebm::energy::{EnergyModel, MlpEnergy, MlpEnergyConfig};
 use ebm::objective::score_matching::{
     denoising_score_matching_with_noise, exact_score_matching, sliced_score_matching,
 };
+use ebm::objective::{MaximumLikelihood, MaximumLikelihoodConfig, Nce, NceConfig};
 use ebm::sampler::{Langevin, LangevinConfig, Sampler, run};
+use ebm::train::{Trainer, TrainerConfig};
 use ebm_nn::{Activation, Adam, AdamConfig, Mlp, Module, Optimizer, ParamStore, sharded_backward};
 use ebm_tensor::Tensor;
 use rand::SeedableRng;
@@ -54,6 +59,22 @@ pub(crate) fn all() -> Vec<Workload> {
             units: 1,
         },
         Workload {
+            name: "pcd-mlp",
+            about: "same energy and data, replay buffer + 20 Langevin steps, contrastive loss, Adam",
+            steps: 500,
+            warmup: 20,
+            build: |seed| trained(seed, Method::Pcd),
+            units: 1,
+        },
+        Workload {
+            name: "nce-mlp",
+            about: "same energy and data, NCE against a fitted Gaussian, learned log Z, Adam",
+            steps: 2000,
+            warmup: 100,
+            build: |seed| trained(seed, Method::Nce),
+            units: 1,
+        },
+        Workload {
             name: "langevin-sample",
             about: "same energy, fixed weights: 10,000 chains x 100 Langevin steps",
             steps: 10,
@@ -62,6 +83,56 @@ pub(crate) fn all() -> Vec<Workload> {
             units: CHAINS * LANGEVIN_STEPS,
         },
     ]
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    Pcd,
+    Nce,
+}
+
+/// A step of `ebm::train::Trainer` with a method of `ebm::objective`: a fresh batch, the
+/// method's loss (for PCD: 256 chains from a replay buffer of 10,000 restarted from U[-4, 4]^2
+/// with probability 0.05, 20 Langevin steps of 0.01 with noise sqrt(0.02), written back, energy
+/// penalty 0.1; for NCE: 256 noise points from a Gaussian fitted once to 100,000 points, a
+/// learned log-normaliser), gradients and Adam updates of the energy (and of log Z).
+fn trained(seed: u64, method: Method) -> Box<dyn FnMut() -> f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mlp = MlpEnergy::<f32>::new(MlpEnergyConfig::new(&WIDTHS), &mut rng).expect("a valid MLP");
+    let model: Box<dyn EnergyModel<f32>> = Box::new(mlp);
+    let adam = || -> Box<dyn Optimizer<f32>> {
+        Box::new(
+            Adam::new(AdamConfig {
+                lr: 1e-3,
+                ..AdamConfig::default()
+            })
+            .expect("valid Adam"),
+        )
+    };
+    let config = TrainerConfig::default();
+    let mut step: Box<dyn FnMut(&mut StdRng) -> f64> = match method {
+        Method::Pcd => {
+            let pcd = MaximumLikelihood::new(MaximumLikelihoodConfig::default())
+                .expect("the default PCD settings are valid");
+            let mut trainer = Trainer::new(model, pcd, adam(), config);
+            Box::new(move |rng| {
+                let x = eight_gaussians::<f32, _>(BATCH, rng);
+                let metrics = trainer.step(&x, rng).expect("PCD of an MLP energy");
+                metrics.get("loss").expect("a loss")
+            })
+        }
+        Method::Nce => {
+            let fit = eight_gaussians::<f32, _>(100_000, &mut rng);
+            let nce = Nce::fit_gaussian(NceConfig::default(), &fit).expect("a Gaussian fits");
+            let mut trainer = Trainer::new(model, nce, adam(), config).with_aux_optimizer(adam());
+            Box::new(move |rng| {
+                let x = eight_gaussians::<f32, _>(BATCH, rng);
+                let metrics = trainer.step(&x, rng).expect("NCE of an MLP energy");
+                metrics.get("loss").expect("a loss")
+            })
+        }
+    };
+    Box::new(move || step(&mut rng))
 }
 
 const CHAINS: usize = 10_000;

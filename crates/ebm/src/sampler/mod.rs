@@ -187,7 +187,8 @@ pub const CHAIN_SHARD: usize = 256;
 
 /// The energies `[n]` and energy gradients `[n, ...]` of a batch of chains, detached.
 ///
-/// Batches larger than [`CHAIN_SHARD`] are split into shards of that many chains, each
+/// Batches are split into shards of [`CHAIN_SHARD`] chains (two halves for batches of 64 to
+/// 2 [`CHAIN_SHARD`]; batches below 64 stay whole), each
 /// evaluated on its own thread with its kernels working alone (one fork and join per call,
 /// rather than one per operation);
 /// the shards do not depend on the number of threads, so neither does the result.
@@ -199,14 +200,15 @@ pub fn evaluate<T: Float, E: Energy<T> + ?Sized>(
     x: &Tensor<T>,
 ) -> Result<(Tensor<T>, Tensor<T>), Error> {
     let n = x.dim(0);
-    if n <= CHAIN_SHARD {
+    let shard = shard_size(n);
+    if shard >= n {
         return energy.energy_and_grad(x, false);
     }
-    let starts: Vec<usize> = (0..n).step_by(CHAIN_SHARD).collect();
+    let starts: Vec<usize> = (0..n).step_by(shard).collect();
     let shards: Vec<Result<EnergyAndGrad<T>, Error>> = starts
         .par_iter()
         .map(|&start| {
-            let len = CHAIN_SHARD.min(n - start);
+            let len = shard.min(n - start);
             sequential(|| energy.energy_and_grad(&x.narrow(0, start, len), false))
         })
         .collect();
@@ -218,6 +220,19 @@ pub fn evaluate<T: Float, E: Energy<T> + ?Sized>(
         grads.push(g);
     }
     Ok((Tensor::concat(&energies, 0), Tensor::concat(&grads, 0)))
+}
+
+/// Chains per shard for a batch of `n`: [`CHAIN_SHARD`], or half the batch for batches of up to
+/// two shards (so that two threads share them), or the whole of a batch below 64 chains. A
+/// function of `n` alone, never of the number of threads.
+fn shard_size(n: usize) -> usize {
+    if n < 64 {
+        n
+    } else if n <= 2 * CHAIN_SHARD {
+        n.div_ceil(2)
+    } else {
+        CHAIN_SHARD
+    }
 }
 
 /// Energies and their gradients.
