@@ -10,11 +10,15 @@
 //! The free functions of [`score_matching`] are the losses themselves, for use in your own
 //! loops.
 
+pub mod kl_derivative;
 pub mod maximum_likelihood;
 pub mod multiscale;
 pub mod nce;
 pub mod score_matching;
 
+pub use kl_derivative::{
+    MinimumProbabilityFlow, MinimumProbabilityFlowConfig, MinimumVelocity, MinimumVelocityConfig,
+};
 pub use maximum_likelihood::{
     ChainInit, ChainStart, MaximumLikelihood, MaximumLikelihoodConfig, McmcKernel, contrastive_loss,
 };
