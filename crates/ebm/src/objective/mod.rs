@@ -10,11 +10,13 @@
 //! The free functions of [`score_matching`] are the losses themselves, for use in your own
 //! loops.
 
+pub mod conditional_nce;
 pub mod maximum_likelihood;
 pub mod multiscale;
 pub mod nce;
 pub mod score_matching;
 
+pub use conditional_nce::{ConditionalNce, ConditionalNceConfig, conditional_nce_loss};
 pub use maximum_likelihood::{
     ChainInit, ChainStart, MaximumLikelihood, MaximumLikelihoodConfig, McmcKernel, contrastive_loss,
 };
