@@ -10,12 +10,14 @@
 //! The free functions of [`score_matching`] are the losses themselves, for use in your own
 //! loops.
 
+pub mod conditional_nce;
 pub mod kl_derivative;
 pub mod maximum_likelihood;
 pub mod multiscale;
 pub mod nce;
 pub mod score_matching;
 
+pub use conditional_nce::{ConditionalNce, ConditionalNceConfig, conditional_nce_loss};
 pub use kl_derivative::{
     MinimumProbabilityFlow, MinimumProbabilityFlowConfig, MinimumVelocity, MinimumVelocityConfig,
 };
