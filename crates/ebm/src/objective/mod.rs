@@ -14,6 +14,7 @@ pub mod maximum_likelihood;
 pub mod multiscale;
 pub mod nce;
 pub mod score_matching;
+pub mod stein;
 
 pub use maximum_likelihood::{
     ChainInit, ChainStart, MaximumLikelihood, MaximumLikelihoodConfig, McmcKernel, contrastive_loss,
@@ -21,6 +22,7 @@ pub use maximum_likelihood::{
 pub use nce::{
     GaussianNoise, GaussianNoiseConfig, LOG_NORMALIZER, Nce, NceConfig, NoiseDistribution,
 };
+pub use stein::{Bandwidth, KernelSteinDiscrepancy, KernelSteinDiscrepancyConfig};
 
 use crate::Error;
 use ebm_nn::{ParamStore, StateDict};
