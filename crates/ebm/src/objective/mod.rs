@@ -16,6 +16,7 @@ pub mod maximum_likelihood;
 pub mod multiscale;
 pub mod nce;
 pub mod score_matching;
+pub mod stein;
 
 pub use conditional_nce::{ConditionalNce, ConditionalNceConfig, conditional_nce_loss};
 pub use kl_derivative::{
@@ -27,6 +28,7 @@ pub use maximum_likelihood::{
 pub use nce::{
     GaussianNoise, GaussianNoiseConfig, LOG_NORMALIZER, Nce, NceConfig, NoiseDistribution,
 };
+pub use stein::{Bandwidth, KernelSteinDiscrepancy, KernelSteinDiscrepancyConfig};
 
 use crate::Error;
 use ebm_nn::{ParamStore, StateDict};
