@@ -29,6 +29,65 @@ pub fn eight_gaussians<T: Float, R: Rng + ?Sized>(n: usize, rng: &mut R) -> Tens
     Tensor::from_vec(data, [n, 2])
 }
 
+/// A built-in 2-D data set, by name.
+///
+/// # Example
+/// ```
+/// use ebm::data::Toy2d;
+/// use rand::SeedableRng;
+///
+/// let set: Toy2d = "8gaussians".parse().unwrap();
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let x = set.sample::<f32, _>(100, &mut rng);
+/// assert_eq!(x.dims(), &[100, 2]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Toy2d {
+    /// [`eight_gaussians`].
+    EightGaussians,
+}
+
+impl Toy2d {
+    /// Every set, in the order the docs list them.
+    pub const ALL: &'static [Toy2d] = &[Toy2d::EightGaussians];
+
+    /// The set's name, as [`std::str::FromStr`] reads it (`8gaussians`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Toy2d::EightGaussians => "8gaussians",
+        }
+    }
+
+    /// `n` points of the set, `[n, 2]`.
+    pub fn sample<T: Float, R: Rng + ?Sized>(self, n: usize, rng: &mut R) -> Tensor<T> {
+        match self {
+            Toy2d::EightGaussians => eight_gaussians(n, rng),
+        }
+    }
+}
+
+impl std::fmt::Display for Toy2d {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Toy2d {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Toy2d::ALL
+            .iter()
+            .copied()
+            .find(|set| set.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Toy2d::ALL.iter().map(|set| set.name()).collect();
+                crate::Error::config("2-D data set", s, format!("one of {}", names.join(", ")))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,17 +72,23 @@ impl ConvEnergyConfig {
     }
 
     fn validate(&self) -> Result<(), Error> {
+        self.validate_for("ConvEnergy")
+    }
+
+    /// Checks the input shape and the channels, naming `owner` (the energy these settings
+    /// build) in the error.
+    pub(super) fn validate_for(&self, owner: &str) -> Result<(), Error> {
         let (c, h, w) = (self.in_channels, self.height, self.width);
         if c == 0 || h == 0 || w == 0 {
             return Err(Error::config(
-                "ConvEnergy input shape [in_channels, height, width]",
+                format!("{owner} input shape [in_channels, height, width]"),
                 format!("[{c}, {h}, {w}]"),
                 "every extent >= 1, such as [1, 28, 28]",
             ));
         }
         if self.channels.is_empty() || self.channels.contains(&0) {
             return Err(Error::config(
-                "ConvEnergy channels",
+                format!("{owner} channels"),
                 format!("{:?}", self.channels),
                 "at least one stage, none with zero channels, such as [32, 64, 64]",
             ));

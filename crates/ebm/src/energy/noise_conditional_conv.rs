@@ -72,22 +72,7 @@ impl NoiseConditionalConvConfig {
     }
 
     fn validate(&self) -> Result<(), Error> {
-        let (c, h, w) = (self.in_channels, self.height, self.width);
-        if c == 0 || h == 0 || w == 0 {
-            return Err(Error::config(
-                "NoiseConditionalConv input shape [in_channels, height, width]",
-                format!("[{c}, {h}, {w}]"),
-                "every extent >= 1, such as [1, 28, 28]",
-            ));
-        }
-        if self.channels.is_empty() || self.channels.contains(&0) {
-            return Err(Error::config(
-                "NoiseConditionalConv channels",
-                format!("{:?}", self.channels),
-                "at least one stage, none with zero channels, such as [32, 64, 64]",
-            ));
-        }
-        Ok(())
+        self.trunk().validate_for("NoiseConditionalConv")
     }
 }
 

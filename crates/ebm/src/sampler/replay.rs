@@ -287,15 +287,8 @@ impl<T: Float> ReplayBuffer<T> {
                 found: samples.dims().to_vec(),
             });
         }
-        for &i in indices {
-            assert!(
-                i < self.capacity(),
-                "replay buffer push: index {i} is out of range for capacity {}",
-                self.capacity()
-            );
-        }
-
-        // Row copies in place (copy on write when the buffer's tensor is shared).
+        // Row copies in place (copy on write when the buffer's tensor is shared); the indices
+        // are checked there.
         self.buffer.index_copy_(indices, samples);
         Ok(())
     }
