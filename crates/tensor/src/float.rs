@@ -144,13 +144,19 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
 /// The first guess subtracts the bits of d from a constant, which negates the exponent and gives
 /// a relative error below 0.051 for any mantissa; each Newton step r' = r (2 - d r) squares the
 /// relative error (0.051, 2.6e-3, 6.8e-6, 4.6e-11), so three steps leave only rounding.
+///
+/// The guess needs a normal reciprocal: for d >= 2^126 (where 1 / d <= 2^-126 would be
+/// subnormal, and the subtraction wraps to a negative number) the result is 0, within 1.2e-38
+/// of the exact value. The sigmoid meets such d at x in (-88.7, -87.3), where e^-x is finite.
 #[inline(always)]
 pub(crate) fn recip_f32(d: f32) -> f32 {
     let r = f32::from_bits(0x7EF3_11C7_u32.wrapping_sub(d.to_bits()));
     // Each step as r + r (1 - d r), whose small correction rounds well (1/1 is exactly 1).
     let step = |r: f32| r.mul_add((-d).mul_add(r, 1.0), r);
     let r = step(step(step(r)));
-    if d == f32::INFINITY { 0.0 } else { r }
+    // 2^126: from here on (infinity included) the reciprocal is below the normal range.
+    const SUBNORMAL_RECIP: f32 = 8.507_059e37;
+    if d >= SUBNORMAL_RECIP { 0.0 } else { r }
 }
 
 #[cfg(test)]
@@ -176,7 +182,7 @@ mod tests {
     fn recip_f32_is_within_two_ulp_for_inputs_of_at_least_one() {
         let mut worst = 0.0f64;
         let mut d = 1.0f32;
-        while d < 1e30 {
+        while d < 8.5e37 {
             let exact = 1.0 / d as f64;
             let got = recip_f32(d) as f64;
             let below = exact as f32;
@@ -187,6 +193,14 @@ mod tests {
         assert!(worst <= 2.0, "worst error {worst} ulp");
         assert_eq!(recip_f32(1.0), 1.0);
         assert_eq!(recip_f32(f32::INFINITY), 0.0);
+        // Where the exact reciprocal is subnormal, 0 (within 1.2e-38), never a negative value
+        // from the wrapped bit trick: every d from 2^126 to f32::MAX.
+        let mut d = 8.507_059e37f32;
+        while d.is_finite() {
+            let r = recip_f32(d);
+            assert!((0.0..1.2e-38).contains(&r), "recip_f32({d:e}) = {r:e}");
+            d = f32::from_bits(d.to_bits() + 997);
+        }
         assert!(recip_f32(f32::NAN).is_nan());
     }
 

@@ -168,3 +168,56 @@ fn hessian_trace_differentiates_against_finite_differences() {
         2,
     );
 }
+
+/// The smooth activations in f32 over their whole range, value and first two derivatives,
+/// against f64 formulas: finite everywhere, and within a small absolute error where the exact
+/// values are tiny. The sweep crosses the region x in (-88.7, -87.3), where e^-x is finite but
+/// its reciprocal is subnormal (a sigmoid there once came out as -inf), and the matching
+/// region of tanh (2x in (87.3, 88.7)). Lengths 16k + 7 reach both the vector kernels and
+/// their scalar tails.
+#[test]
+fn smooth_activations_stay_finite_and_accurate_in_f32_everywhere() {
+    use ebm_tensor::autodiff::{GradOptions, grad};
+    let xs: Vec<f32> = (0..16 * 1500 + 7)
+        .map(|i| -120.0 + i as f32 * 0.01)
+        .collect();
+    let n = xs.len();
+    let x = Tensor::<f32>::from_vec(xs.clone(), [n]).set_requires_grad(true);
+    type Exact = fn(f64) -> [f64; 3];
+    let cases: [(&str, Tensor<f32>, Exact); 3] = [
+        ("sigmoid", x.sigmoid(), |v| {
+            let s = 1.0 / (1.0 + (-v).exp());
+            [s, s * (1.0 - s), s * (1.0 - s) * (1.0 - 2.0 * s)]
+        }),
+        ("silu", x.silu(), |v| {
+            let s = 1.0 / (1.0 + (-v).exp());
+            let d1 = s + v * s * (1.0 - s);
+            [v * s, d1, s * (1.0 - s) * (2.0 + v * (1.0 - 2.0 * s))]
+        }),
+        ("tanh", x.tanh(), |v| {
+            let t = v.tanh();
+            [t, 1.0 - t * t, -2.0 * t * (1.0 - t * t)]
+        }),
+    ];
+    for (name, y, exact) in cases {
+        let d1 = grad(&[y.sum()], &[x.clone()], None, GradOptions::create_graph()).unwrap();
+        let d2 = grad(&[d1[0].sum()], &[x.clone()], None, GradOptions::default()).unwrap();
+        for (order, got) in [y.data(), d1[0].data(), d2[0].data()]
+            .into_iter()
+            .enumerate()
+        {
+            for (i, &g) in got.iter().enumerate() {
+                let want = exact(xs[i] as f64)[order];
+                // f32 rounding of values of size up to |x| (SiLU) and of the inputs themselves:
+                // 1e-5 relative plus 1e-6 absolute is far above rounding and far below any
+                // wrong branch (which is off by O(1) or non-finite).
+                let tol = 1e-5 * want.abs().max(1.0) + 1e-6;
+                assert!(
+                    g.is_finite() && (g as f64 - want).abs() <= tol,
+                    "{name} derivative {order} at x = {}: {g} vs {want}",
+                    xs[i]
+                );
+            }
+        }
+    }
+}
