@@ -200,8 +200,20 @@ fn smooth_activations_stay_finite_and_accurate_in_f32_everywhere() {
         }),
     ];
     for (name, y, exact) in cases {
-        let d1 = grad(&[y.sum()], &[x.clone()], None, GradOptions::create_graph()).unwrap();
-        let d2 = grad(&[d1[0].sum()], &[x.clone()], None, GradOptions::default()).unwrap();
+        let d1 = grad(
+            &[y.sum()],
+            std::slice::from_ref(&x),
+            None,
+            GradOptions::create_graph(),
+        )
+        .unwrap();
+        let d2 = grad(
+            &[d1[0].sum()],
+            std::slice::from_ref(&x),
+            None,
+            GradOptions::default(),
+        )
+        .unwrap();
         for (order, got) in [y.data(), d1[0].data(), d2[0].data()]
             .into_iter()
             .enumerate()

@@ -82,6 +82,35 @@ pub trait Objective<T: Float, E: ?Sized> {
     }
 }
 
+/// A boxed objective is one, so that a method chosen at run time
+/// (`Box<dyn Objective<T, E>>`) drives a [`crate::train::Trainer`] like a concrete one.
+impl<T: Float, E: ?Sized, O: Objective<T, E> + ?Sized> Objective<T, E> for Box<O> {
+    fn step(
+        &mut self,
+        energy: &E,
+        batch: &Tensor<T>,
+        rng: &mut dyn Rng,
+    ) -> Result<ObjectiveStep<T>, Error> {
+        (**self).step(energy, batch, rng)
+    }
+
+    fn params(&self) -> Option<&ParamStore<T>> {
+        (**self).params()
+    }
+
+    fn params_mut(&mut self) -> Option<&mut ParamStore<T>> {
+        (**self).params_mut()
+    }
+
+    fn state_dict(&self) -> StateDict<T> {
+        (**self).state_dict()
+    }
+
+    fn load_state_dict(&mut self, state: &StateDict<T>) -> Result<(), Error> {
+        (**self).load_state_dict(state)
+    }
+}
+
 /// What one step of an objective returns.
 #[derive(Clone, Debug)]
 pub struct ObjectiveStep<T: Float> {
