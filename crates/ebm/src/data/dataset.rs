@@ -21,12 +21,12 @@ use rand::seq::index;
 /// use rand::SeedableRng;
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let digits = Dataset::digits().with_transform(ImageTransform::symmetric())?;
-/// let (train, test) = digits.split(0.2, &mut rng)?;
-/// let x = train.batch::<f32, _>(64, &mut rng);
-/// assert_eq!(x.dims(), &[64, 1, 8, 8]);
-/// assert!(x.data().iter().all(|v| (-1.0..=1.0).contains(v)));
-/// assert_eq!(train.len() + test.len(), 1797);
+/// let digits = Dataset::digits().with_transform(ImageTransform::symmetric().dequantized())?;
+/// let (train, test) = digits.split(0.2, &mut rng)?; // 1438 and 359 images
+/// let batch = train.batch::<f32, _>(128, &mut rng); // [128, 1, 8, 8], in [-1, 1)
+/// assert_eq!((train.len(), test.len()), (1438, 359));
+/// assert_eq!(batch.dims(), &[128, 1, 8, 8]);
+/// assert!(batch.data().iter().all(|v| (-1.0..1.0).contains(v)));
 /// # Ok::<(), ebm::Error>(())
 /// ```
 ///
