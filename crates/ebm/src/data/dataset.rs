@@ -95,9 +95,8 @@ impl Dataset {
                 .iter()
                 .position(|&v| v < 0.0 || v >= levels as f64);
             if let Some(i) = bad.or_else(|| data.data().iter().position(|v| v.fract() != 0.0)) {
-                let problem = format!("value {} at flat index {i} is not in 0..{levels}", {
-                    data.data()[i]
-                });
+                let value = data.data()[i];
+                let problem = format!("value {value} at flat index {i} is not in 0..{levels}");
                 let fix = "give the right number of levels, or None for continuous data";
                 return Err(Error::data(&name, "data", problem, fix));
             }

@@ -4,11 +4,17 @@
 //! batch-first: the first axis counts samples. A 1-D array `[n]` becomes `[n, 1]`, and a 3-D
 //! one `[n, h, w]` (grey images, such as MNIST) becomes `[n, 1, h, w]`; other ranks are kept.
 //!
-//! | format | names | what is read | limits |
-//! |---|---|---|---|
-//! | CSV | `*.csv` | numbers separated by commas, one sample per line | an optional header line (the first line, when none of its fields is a number); blank lines and lines starting with `#` are skipped; no quoting, no other separators |
-//! | NPY | `*.npy` | NumPy's own format, versions 1.0, 2.0 and 3.0 | little-endian (or one-byte) `f4`, `f8`, `u1`, `i1`, `u2`, `i2`, `u4`, `i4`, `u8`, `i8`, `b1`; C order only; no structured or object arrays; 64-bit integers above 2^53 lose precision |
-//! | IDX | names containing `idx` (`train-images-idx3-ubyte`, `*.idx`) | the MNIST format: big-endian header and data | types ubyte, byte, short, int, float, double |
+//! Formats, chosen by the file name:
+//! * CSV (`*.csv`): numbers separated by commas, one sample per line. The first line is a
+//!   header (and skipped) when none of its fields is a number; blank lines and lines starting
+//!   with `#` are skipped. No quoting, no other separators.
+//! * NPY (`*.npy`): NumPy's own format, versions 1.0, 2.0 and 3.0. Element types `f4`, `f8`,
+//!   `u1`, `i1`, `u2`, `i2`, `u4`, `i4`, `u8`, `i8` and `b1`, little-endian (or one byte);
+//!   C order only. No structured, object, complex or half-precision arrays; 64-bit integers
+//!   above 2^53 lose precision.
+//! * IDX (names containing `idx`, such as `train-images-idx3-ubyte` or `*.idx`): the MNIST
+//!   format, a big-endian header and big-endian values of type ubyte, byte, short, int,
+//!   float or double.
 //!
 //! Byte data (`u1`, `ubyte`) are marked as quantised with 256 levels, so that an
 //! [`super::ImageTransform`] can scale them; other types are continuous.

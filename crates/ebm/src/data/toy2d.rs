@@ -6,9 +6,9 @@
 //! | name | function | what |
 //! |---|---|---|
 //! | `8gaussians` | [`eight_gaussians`] | 8 Gaussians (std 0.35) on a circle of radius 2.83 |
-//! | `25gaussians` | [`twenty_five_gaussians`] | 5 x 5 grid of narrow Gaussians (std 0.035), spacing 1.41 |
-//! | `checkerboard` | [`checkerboard`] | uniform on the 8 dark squares of a 4 x 4 board on `[-4, 4]^2` |
-//! | `swissroll` | [`swiss_roll`] | one and a half turns of a spiral, radius 0.94 to 2.83, noise 0.2 |
+//! | `25gaussians` | [`twenty_five_gaussians`] | 5 x 5 grid of Gaussians (std 0.035), 1.41 apart |
+//! | `checkerboard` | [`checkerboard`] | uniform on the 8 dark squares of a 4 x 4 board |
+//! | `swissroll` | [`swiss_roll`] | 1.5 turns of a spiral, radius 0.94 to 2.83, noise 0.2 |
 //! | `moons` | [`moons`] | two interleaved half circles of radius 2, noise 0.2 |
 //! | `circles` | [`circles`] | two concentric circles of radii 3 and 1.5, noise 0.08 |
 //! | `rings` | [`rings`] | four concentric circles of radii 0.75 to 3, noise 0.08 |
