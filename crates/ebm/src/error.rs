@@ -55,6 +55,20 @@ pub enum Error {
         hint: String,
     },
 
+    /// A data file (or built-in data set) cannot be used: missing, truncated, malformed,
+    /// non-finite values, an unsupported type, or the wrong shape for a model.
+    #[error("{file}: {location}: {problem}; {fix}")]
+    Data {
+        /// The file (or data set) at fault.
+        file: String,
+        /// Where in it: `line 3, column 2` (CSV), `flat index 17` (NPY/IDX), `header`, ...
+        location: String,
+        /// What is wrong, with the offending value.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
+
     /// An error of the tensor engine (a graph freed too early, an unsupported operation).
     #[error(transparent)]
     Tensor(#[from] TensorError),
@@ -75,6 +89,23 @@ impl Error {
             what: what.into(),
             value: value.to_string(),
             expected: expected.into(),
+        }
+    }
+}
+
+impl Error {
+    /// An [`Error::Data`].
+    pub fn data(
+        file: impl std::fmt::Display,
+        location: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Error::Data {
+            file: file.to_string(),
+            location: location.into(),
+            problem: problem.into(),
+            fix: fix.into(),
         }
     }
 }

@@ -15,7 +15,9 @@
 //!   and the methods themselves;
 //! * [`train`]: the [`train::Trainer`] that drives any objective with any optimiser, stops on
 //!   divergence without corrupting the model, reports metrics and writes checkpoints;
-//! * [`data`]: the built-in 2-D sets.
+//! * [`data`]: the built-in 2-D sets, the digits and Fashion-MNIST image sets, loading of
+//!   CSV, NPY and IDX files, and [`data::Dataset`] with minibatches, splits and image
+//!   transforms.
 //!
 //! # Quick start
 //! The denoising score-matching loss of a small energy on the `8gaussians` set, and its
