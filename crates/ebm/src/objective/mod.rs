@@ -12,6 +12,7 @@
 
 pub mod conditional_nce;
 pub mod kl_derivative;
+pub mod learned_stein;
 pub mod maximum_likelihood;
 pub mod multiscale;
 pub mod nce;
@@ -22,6 +23,7 @@ pub use conditional_nce::{ConditionalNce, ConditionalNceConfig, conditional_nce_
 pub use kl_derivative::{
     MinimumProbabilityFlow, MinimumProbabilityFlowConfig, MinimumVelocity, MinimumVelocityConfig,
 };
+pub use learned_stein::{LearnedStein, LearnedSteinConfig};
 pub use maximum_likelihood::{
     ChainInit, ChainStart, MaximumLikelihood, MaximumLikelihoodConfig, McmcKernel, contrastive_loss,
 };
