@@ -15,6 +15,7 @@ pub mod kl_derivative;
 pub mod maximum_likelihood;
 pub mod multiscale;
 pub mod nce;
+pub mod registry;
 pub mod score_matching;
 pub mod stein;
 
@@ -27,6 +28,9 @@ pub use maximum_likelihood::{
 };
 pub use nce::{
     GaussianNoise, GaussianNoiseConfig, LOG_NORMALIZER, Nce, NceConfig, NoiseDistribution,
+};
+pub use registry::{
+    METHODS, MethodInfo, MethodObjective, MethodSpec, ModelKind, SamplerKnobs, method_info,
 };
 pub use stein::{Bandwidth, KernelSteinDiscrepancy, KernelSteinDiscrepancyConfig};
 
@@ -79,6 +83,35 @@ pub trait Objective<T: Float, E: ?Sized> {
     fn load_state_dict(&mut self, state: &StateDict<T>) -> Result<(), Error> {
         let _ = state;
         Ok(())
+    }
+}
+
+/// A boxed objective is an objective: methods chosen at run time ([`MethodSpec::build`]) go
+/// into a [`crate::train::Trainer`] like any other.
+impl<T: Float, E: ?Sized, O: Objective<T, E> + ?Sized> Objective<T, E> for Box<O> {
+    fn step(
+        &mut self,
+        energy: &E,
+        batch: &Tensor<T>,
+        rng: &mut dyn Rng,
+    ) -> Result<ObjectiveStep<T>, Error> {
+        (**self).step(energy, batch, rng)
+    }
+
+    fn params(&self) -> Option<&ParamStore<T>> {
+        (**self).params()
+    }
+
+    fn params_mut(&mut self) -> Option<&mut ParamStore<T>> {
+        (**self).params_mut()
+    }
+
+    fn state_dict(&self) -> StateDict<T> {
+        (**self).state_dict()
+    }
+
+    fn load_state_dict(&mut self, state: &StateDict<T>) -> Result<(), Error> {
+        (**self).load_state_dict(state)
     }
 }
 
