@@ -179,7 +179,7 @@ impl Loop<'_> {
         let dir = self.dir.display();
         match saved {
             Some(step) => format!(
-                "The last good checkpoint (step {step}) is kept in {dir}/{CHECKPOINT}, and {dir}/{METRICS} has the metrics up to the divergence."
+                "The last good checkpoint (step {step}) is kept in {dir}/{CHECKPOINT}, and {dir}/{METRICS} has the metrics up to the divergence. To continue from it, change the setting in {dir}/config.toml and run `ebm train --resume {dir}`; if it diverges again at once, start a new run."
             ),
             None => format!(
                 "No checkpoint was written before it (one is written every {} steps); {dir}/{METRICS} has the metrics up to the divergence.",
