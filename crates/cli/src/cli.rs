@@ -15,15 +15,22 @@ struct Cli {
 enum Command {
     /// Time one of the benchmark workloads (see shared BENCH.md), like the JAX/PyTorch peers.
     Bench(crate::bench::BenchArgs),
+    /// Train an energy-based model (by default DSM on 8gaussians, about a minute).
+    Train(Box<crate::train::TrainArgs>),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => crate::bench::run(args),
+        Command::Train(args) => crate::train::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<crate::train::Interrupted>() => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 pub mod report;
+mod train;
 
 /// Batched steps allocate and free buffers of hundreds of kilobytes many times a second;
 /// glibc's allocator hands those back to the kernel each time (a page fault per page on reuse),

@@ -16,6 +16,7 @@ pub mod learned_stein;
 pub mod maximum_likelihood;
 pub mod multiscale;
 pub mod nce;
+pub mod registry;
 pub mod score_matching;
 pub mod stein;
 
@@ -29,6 +30,9 @@ pub use maximum_likelihood::{
 };
 pub use nce::{
     GaussianNoise, GaussianNoiseConfig, LOG_NORMALIZER, Nce, NceConfig, NoiseDistribution,
+};
+pub use registry::{
+    METHODS, MethodInfo, MethodObjective, MethodSpec, ModelKind, SamplerKnobs, method_info,
 };
 pub use stein::{Bandwidth, KernelSteinDiscrepancy, KernelSteinDiscrepancyConfig};
 
@@ -84,8 +88,8 @@ pub trait Objective<T: Float, E: ?Sized> {
     }
 }
 
-/// A boxed objective is one, so that a method chosen at run time
-/// (`Box<dyn Objective<T, E>>`) drives a [`crate::train::Trainer`] like a concrete one.
+/// A boxed objective is an objective: methods chosen at run time ([`MethodSpec::build`]) go
+/// into a [`crate::train::Trainer`] like any other.
 impl<T: Float, E: ?Sized, O: Objective<T, E> + ?Sized> Objective<T, E> for Box<O> {
     fn step(
         &mut self,

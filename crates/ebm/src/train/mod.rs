@@ -1,5 +1,11 @@
 //! The training loop: any [`Objective`] with any optimiser, with a divergence watchdog and
-//! metrics delivered to an [`Observer`].
+//! metrics delivered to an [`Observer`]; checkpoints that resume bit for bit
+//! ([`Trainer::save`], [`Trainer::load_checkpoint`], [`step_rng`]).
+
+mod resume;
+mod rng;
+
+pub use rng::step_rng;
 
 use crate::Error;
 use crate::energy::{
@@ -10,6 +16,7 @@ use ebm_nn::{Optimizer, ParamGrads, ParamStore, StateDict, clip_grad_norm};
 use ebm_tensor::autodiff::{GradOptions, grad};
 use ebm_tensor::{Float, Tensor};
 use rand::Rng;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A model that a [`Trainer`] can train: parameters, per-step state, and a checkpoint.
@@ -329,6 +336,19 @@ where
     /// # Errors
     /// As [`save_energy`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        self.save_with_metadata(path, &BTreeMap::new())
+    }
+
+    /// [`Trainer::save`], with `metadata` (such as the run's settings) added to the file's.
+    ///
+    /// # Errors
+    /// As [`Trainer::save`]; [`Error::InvalidConfig`] for a key that the checkpoint writes
+    /// itself (`trainer.step`, `energy`, ...).
+    pub fn save_with_metadata(
+        &self,
+        path: impl AsRef<Path>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
         let mut extras = StateDict::new();
         extras.merge_prefixed("optim", self.optimizer.state_dict())?;
         if let Some(opt) = &self.aux_optimizer {
@@ -345,10 +365,22 @@ where
         extras.merge_prefixed("objective", objective)?;
         extras
             .metadata
-            .insert("trainer.step".into(), self.step.to_string());
+            .insert(KEY_STEP.into(), self.step.to_string());
+        for (key, value) in metadata {
+            if extras.metadata.insert(key.clone(), value.clone()).is_some() {
+                return Err(Error::config(
+                    "checkpoint metadata key",
+                    key,
+                    "a key that the trainer does not write itself; rename it",
+                ));
+            }
+        }
         self.model.save(path.as_ref(), &extras)
     }
 }
+
+/// The metadata key of the step count in a checkpoint.
+const KEY_STEP: &str = "trainer.step";
 
 /// An [`Error::Diverged`] with the fix that usually applies.
 fn diverged(step: u64, quantity: &str, value: f64) -> Error {
