@@ -11,6 +11,7 @@
 //! loops.
 
 pub mod conditional_nce;
+pub mod flow_contrastive;
 pub mod kl_derivative;
 pub mod maximum_likelihood;
 pub mod multiscale;
@@ -19,6 +20,7 @@ pub mod score_matching;
 pub mod stein;
 
 pub use conditional_nce::{ConditionalNce, ConditionalNceConfig, conditional_nce_loss};
+pub use flow_contrastive::{FLOW_PREFIX, FlowContrastive, FlowContrastiveConfig};
 pub use kl_derivative::{
     MinimumProbabilityFlow, MinimumProbabilityFlowConfig, MinimumVelocity, MinimumVelocityConfig,
 };
