@@ -10,6 +10,7 @@
 //! The free functions of [`score_matching`] are the losses themselves, for use in your own
 //! loops.
 
+pub mod adversarial;
 pub mod conditional_nce;
 pub mod flow_contrastive;
 pub mod kl_derivative;
@@ -19,6 +20,7 @@ pub mod nce;
 pub mod score_matching;
 pub mod stein;
 
+pub use adversarial::{Adversarial, AdversarialConfig};
 pub use conditional_nce::{ConditionalNce, ConditionalNceConfig, conditional_nce_loss};
 pub use flow_contrastive::{FLOW_PREFIX, FlowContrastive, FlowContrastiveConfig};
 pub use kl_derivative::{
