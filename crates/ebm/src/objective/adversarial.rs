@@ -8,7 +8,7 @@
 //! log Z = max_q  E_q[-E(x)] + H(q)         (equality at q = p)
 //! ```
 //!
-//! so the negative log-likelihood E_data[E] + log Z becomes
+//! so the negative log-likelihood E_data(E) + log Z becomes
 //!
 //! ```text
 //! min_E max_q  E_data[E(x)] - E_q[E(x)] - E_q[log q(x)]
@@ -18,7 +18,7 @@
 //! is exact (log q(g(z)) = log N(z) - log |det dg/dz|), so the flow's side needs no critic
 //! and no MCMC. Each step takes the flow's draws (detached) as the negative samples of the
 //! energy's contrastive loss, and moves the flow towards p by minimising
-//! KL(q || p) - log Z = E_q[E(x) + log q(x)].
+//! KL(q || p) - log Z = E_q(E(x) + log q(x)).
 
 use super::flow_contrastive::{FLOW_PREFIX, as_flow_vectors, check_flow_state, flow_state_dict};
 use super::maximum_likelihood::contrastive_loss;
