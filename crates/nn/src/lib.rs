@@ -61,6 +61,7 @@
 
 mod activation;
 mod error;
+mod flow;
 mod grads;
 mod init;
 mod io;
@@ -73,6 +74,10 @@ mod store;
 
 pub use activation::Activation;
 pub use error::{MismatchReport, NnError, ShapeProblem};
+pub use flow::{
+    AffineCoupling, AffineCouplingConfig, CouplingMask, RealNvp, RealNvpConfig,
+    standard_normal_log_prob,
+};
 pub use grads::ParamGrads;
 pub use init::{FanMode, Fans, Init};
 pub use io::{

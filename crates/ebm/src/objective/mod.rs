@@ -10,7 +10,9 @@
 //! The free functions of [`score_matching`] are the losses themselves, for use in your own
 //! loops.
 
+pub mod adversarial;
 pub mod conditional_nce;
+pub mod flow_contrastive;
 pub mod kl_derivative;
 pub mod learned_stein;
 pub mod maximum_likelihood;
@@ -20,7 +22,9 @@ pub mod registry;
 pub mod score_matching;
 pub mod stein;
 
+pub use adversarial::{Adversarial, AdversarialConfig};
 pub use conditional_nce::{ConditionalNce, ConditionalNceConfig, conditional_nce_loss};
+pub use flow_contrastive::{FLOW_PREFIX, FlowContrastive, FlowContrastiveConfig};
 pub use kl_derivative::{
     MinimumProbabilityFlow, MinimumProbabilityFlowConfig, MinimumVelocity, MinimumVelocityConfig,
 };

@@ -431,20 +431,15 @@ impl<T: Float, Q: NoiseDistribution<T>> Nce<T, Q> {
         let g_data = logits.narrow(0, 0, n);
         let g_noise = logits.narrow(0, n, m);
 
-        // L = mean softplus(-G_data) + nu mean softplus(G_noise).
-        let loss = &(-&g_data).softplus().mean() + &g_noise.softplus().mean().mul_scalar(nu);
+        let loss = logistic_loss(&g_data, &g_noise, nu);
 
-        let g_data_values = g_data.to_f64s();
-        let g_noise_values = g_noise.to_f64s();
-        let correct = g_data_values.iter().filter(|&&g| g > 0.0).count()
-            + g_noise_values.iter().filter(|&&g| g < 0.0).count();
         let e = energies.to_f64s();
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
 
         let mut metrics = Metrics::new();
         metrics.set("loss", loss.item());
         metrics.set("log_normalizer", c.item());
-        metrics.set("accuracy", correct as f64 / (n + m) as f64);
+        metrics.set("accuracy", accuracy(&g_data, &g_noise));
         metrics.set("energy_data", mean(&e[..n]));
         metrics.set("energy_noise", mean(&e[n..]));
         Ok(ObjectiveStep {
@@ -453,6 +448,24 @@ impl<T: Float, Q: NoiseDistribution<T>> Nce<T, Q> {
             metrics,
         })
     }
+}
+
+/// The NCE classification loss from the logits of data `[n]` and noise `[m]`:
+/// L = mean softplus(-G_data) + nu mean softplus(G_noise), stable for any finite logit.
+pub(crate) fn logistic_loss<T: Float>(
+    g_data: &Tensor<T>,
+    g_noise: &Tensor<T>,
+    nu: f64,
+) -> Tensor<T> {
+    &(-g_data).softplus().mean() + &g_noise.softplus().mean().mul_scalar(nu)
+}
+
+/// The fraction of data with G > 0 and of noise with G < 0 (the classifier's accuracy).
+pub(crate) fn accuracy<T: Float>(g_data: &Tensor<T>, g_noise: &Tensor<T>) -> f64 {
+    let (data, noise) = (g_data.to_f64s(), g_noise.to_f64s());
+    let correct =
+        data.iter().filter(|&&g| g > 0.0).count() + noise.iter().filter(|&&g| g < 0.0).count();
+    correct as f64 / (data.len() + noise.len()) as f64
 }
 
 impl<T: Float, Q: NoiseDistribution<T>, E: Energy<T> + ?Sized> Objective<T, E> for Nce<T, Q> {
