@@ -15,12 +15,21 @@ struct Cli {
 enum Command {
     /// Time one of the benchmark workloads (see shared BENCH.md), like the JAX/PyTorch peers.
     Bench(crate::bench::BenchArgs),
+    /// Draw samples from a checkpoint's energy by MCMC; write .csv, .npy or a .png grid.
+    Sample(crate::sample::SampleArgs),
+    /// Evaluate a checkpoint on data: NLL (exact for d <= 2, AIS bounds), MMD to the data.
+    Eval(crate::eval::EvalArgs),
+    /// Print the energies (and scores) of the points in a file, as CSV.
+    Energy(crate::energy_cmd::EnergyArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => crate::bench::run(args),
+        Command::Sample(args) => crate::sample::run(args),
+        Command::Eval(args) => crate::eval::run(args),
+        Command::Energy(args) => crate::energy_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
