@@ -17,6 +17,12 @@ enum Command {
     Bench(crate::bench::BenchArgs),
     /// Train an energy-based model (by default DSM on 8gaussians, about a minute).
     Train(Box<crate::train::TrainArgs>),
+    /// Draw samples from a checkpoint's energy by MCMC; write .csv, .npy or a .png grid.
+    Sample(crate::sample::SampleArgs),
+    /// Evaluate a checkpoint on data: NLL (exact for d <= 2, AIS bounds), MMD to the data.
+    Eval(crate::eval::EvalArgs),
+    /// Print the energies (and scores) of the points in a file, as CSV.
+    Energy(crate::energy_cmd::EnergyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -24,6 +30,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => crate::bench::run(args),
         Command::Train(args) => crate::train::run(*args),
+        Command::Sample(args) => crate::sample::run(args),
+        Command::Eval(args) => crate::eval::run(args),
+        Command::Energy(args) => crate::energy_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,14 @@
 //! The `ebm` command. Parsing lives in `cli`, each subcommand in its own module.
 
 mod bench;
+mod checkpoint;
 mod cli;
 pub mod report;
 mod train;
+mod energy_cmd;
+mod eval;
+mod points;
+mod sample;
 
 /// Batched steps allocate and free buffers of hundreds of kilobytes many times a second;
 /// glibc's allocator hands those back to the kernel each time (a page fault per page on reuse),

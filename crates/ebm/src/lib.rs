@@ -15,6 +15,9 @@
 //!   and the methods themselves;
 //! * [`train`]: the [`train::Trainer`] that drives any objective with any optimiser, stops on
 //!   divergence without corrupting the model, reports metrics and writes checkpoints;
+//! * [`eval`]: exact log-normalisers and NLL by quadrature (d <= 2), annealed importance
+//!   sampling bounds on log Z in any dimension (forward and reverse), MMD between sample sets,
+//!   and the Fisher divergence to a known score;
 //! * [`data`]: the built-in 2-D sets, the digits and Fashion-MNIST image sets, loading of
 //!   CSV, NPY and IDX files, and [`data::Dataset`] with minibatches, splits and image
 //!   transforms.
@@ -61,6 +64,7 @@
 pub mod data;
 pub mod energy;
 mod error;
+pub mod eval;
 pub mod objective;
 pub mod sampler;
 pub mod train;
