@@ -5,6 +5,7 @@
 //! the 10th/90th percentiles, interpolated as numpy does, so that the numbers line up with
 //! `python3 shared/peers/run.py WORKLOAD --json`.
 
+mod conv;
 mod workloads;
 
 use anyhow::{Context, Result, bail};
@@ -38,6 +39,13 @@ pub struct BenchArgs {
     list: bool,
 }
 
+/// A workload ready to run: its step (which returns the loss) and the name of its data source.
+pub(crate) struct Built {
+    pub step: Box<dyn FnMut() -> f64>,
+    /// As the peers name it: `8gaussians`, `fashion-mnist` or `uniform-random`.
+    pub data: &'static str,
+}
+
 /// One benchmark workload: its name, what a step is, and its default step counts.
 pub(crate) struct Workload {
     pub name: &'static str,
@@ -45,7 +53,7 @@ pub(crate) struct Workload {
     pub steps: usize,
     pub warmup: usize,
     /// Builds the step function from a seed.
-    pub build: fn(u64) -> Box<dyn FnMut() -> f64>,
+    pub build: fn(u64) -> Built,
     /// Work units per step (chain-steps for sampling; 1 for training).
     pub units: usize,
 }
@@ -83,8 +91,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .num_threads(args.threads)
         .build()
         .context("could not start the thread pool")?;
-    let (times, losses) = pool.install(|| {
-        let mut step = (workload.build)(args.seed);
+    let (times, losses, data) = pool.install(|| {
+        let Built { mut step, data } = (workload.build)(args.seed);
         let mut times = Vec::with_capacity(steps);
         let mut losses = Vec::with_capacity(warmup + steps);
         for i in 0..warmup + steps {
@@ -96,7 +104,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             losses.push(loss);
         }
-        (times, losses)
+        (times, losses, data)
     });
     if let Some(i) = losses.iter().position(|l| !l.is_finite()) {
         bail!(
@@ -134,7 +142,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "steps": steps,
             "throughput": (throughput * 100.0).round() / 100.0,
             "throughput_unit": unit,
-            "data": "8gaussians",
+            "data": data,
         });
         if args.show_loss {
             line["loss_first"] = first.into();
@@ -144,7 +152,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} [ebm {}, {} threads; data 8gaussians]: median {median:.3} ms/step (p10 {p10:.3}, p90 {p90:.3}) over {steps} steps after {warmup} warm-up; {throughput:.1} {unit}",
+        "{} [ebm {}, {} threads; data {data}]: median {median:.3} ms/step (p10 {p10:.3}, p90 {p90:.3}) over {steps} steps after {warmup} warm-up; {throughput:.1} {unit}",
         workload.name,
         env!("CARGO_PKG_VERSION"),
         args.threads,

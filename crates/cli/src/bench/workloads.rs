@@ -1,13 +1,14 @@
-//! The benchmark workloads that the library can run today (BENCH.md), all in f32 on an MLP
-//! energy 2-128-128-1 with SiLU:
+//! The benchmark workloads of BENCH.md, all in f32; all but `dsm-conv` on an MLP energy
+//! 2-128-128-1 with SiLU:
 //! * training: batches of 256 from `8gaussians` drawn fresh each step, a score-matching loss,
 //!   and an Adam update (lr 1e-3). Each step draws its data and noise for the whole batch, then
 //!   computes the loss and gradients in two data-parallel shards.
 //! * training by sampling and by noise contrast: `pcd-mlp` and `nce-mlp`, through the
 //!   library's `Trainer` and objectives, as a user would write them;
-//! * sampling: 10,000 Langevin chains, 100 steps, fixed weights.
+//! * sampling: 10,000 Langevin chains, 100 steps, fixed weights;
+//! * `dsm-conv`, on images with a convolutional energy, in `conv.rs`.
 
-use super::Workload;
+use super::{Built, Workload, conv};
 use ebm::data::toy2d::eight_gaussians;
 use ebm::energy::{EnergyModel, MlpEnergy, MlpEnergyConfig};
 use ebm::objective::score_matching::{
@@ -39,7 +40,7 @@ pub(crate) fn all() -> Vec<Workload> {
             about: "MLP 2-128-128-1 energy, batch 256 of 8gaussians, denoising score matching, Adam",
             steps: 2000,
             warmup: 100,
-            build: |seed| training(seed, Loss::Denoising),
+            build: |seed| gaussians(training(seed, Loss::Denoising)),
             units: 1,
         },
         Workload {
@@ -47,7 +48,7 @@ pub(crate) fn all() -> Vec<Workload> {
             about: "same energy and data, sliced score matching (one projection), Adam",
             steps: 2000,
             warmup: 100,
-            build: |seed| training(seed, Loss::Sliced),
+            build: |seed| gaussians(training(seed, Loss::Sliced)),
             units: 1,
         },
         Workload {
@@ -55,7 +56,7 @@ pub(crate) fn all() -> Vec<Workload> {
             about: "same energy and data, exact score matching (Hessian trace), Adam",
             steps: 1000,
             warmup: 50,
-            build: |seed| training(seed, Loss::Exact),
+            build: |seed| gaussians(training(seed, Loss::Exact)),
             units: 1,
         },
         Workload {
@@ -63,7 +64,7 @@ pub(crate) fn all() -> Vec<Workload> {
             about: "same energy and data, replay buffer + 20 Langevin steps, contrastive loss, Adam",
             steps: 500,
             warmup: 20,
-            build: |seed| trained(seed, Method::Pcd),
+            build: |seed| gaussians(trained(seed, Method::Pcd)),
             units: 1,
         },
         Workload {
@@ -71,7 +72,7 @@ pub(crate) fn all() -> Vec<Workload> {
             about: "same energy and data, NCE against a fitted Gaussian, learned log Z, Adam",
             steps: 2000,
             warmup: 100,
-            build: |seed| trained(seed, Method::Nce),
+            build: |seed| gaussians(trained(seed, Method::Nce)),
             units: 1,
         },
         Workload {
@@ -79,10 +80,26 @@ pub(crate) fn all() -> Vec<Workload> {
             about: "same energy, fixed weights: 10,000 chains x 100 Langevin steps",
             steps: 10,
             warmup: 1,
-            build: langevin_sample,
+            build: |seed| gaussians(langevin_sample(seed)),
             units: CHAINS * LANGEVIN_STEPS,
         },
+        Workload {
+            name: "dsm-conv",
+            about: "3-conv energy on 1x28x28 Fashion-MNIST, batch 64, denoising score matching, Adam",
+            steps: 40,
+            warmup: 3,
+            build: conv::dsm_conv,
+            units: 1,
+        },
     ]
+}
+
+/// A step on `8gaussians` data.
+fn gaussians(step: Box<dyn FnMut() -> f64>) -> Built {
+    Built {
+        step,
+        data: "8gaussians",
+    }
 }
 
 #[derive(Clone, Copy)]
