@@ -287,3 +287,26 @@ fn fce_resumed_after_ctrl_c_equals_an_uninterrupted_run() {
     // settings checked on restore.
     resume_matches_uninterrupted("fce");
 }
+
+#[test]
+fn a_finished_run_writes_its_report_and_names_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = small(&dir, &["--steps", "20"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    for name in ["loss.png", "density.png"] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        assert!(bytes.len() > 1000, "{name}: {} bytes", bytes.len());
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name}");
+        assert!(stdout.contains(name), "{name} not in: {stdout}");
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2);
+    assert!(html.contains("[method]"), "the config is shown");
+    assert!(stdout.contains("report.html"), "{stdout}");
+    // The samples drawn over the density are named with their sampler.
+    assert!(
+        stdout.contains("samples: 500 steps of Langevin"),
+        "{stdout}"
+    );
+}

@@ -7,6 +7,7 @@
 mod args;
 mod config;
 mod data;
+mod figures;
 mod fit;
 mod help;
 mod progress;
@@ -16,6 +17,7 @@ mod setup;
 pub use args::TrainArgs;
 pub use fit::Interrupted;
 
+use crate::report::write_report;
 use anyhow::{Context, Result, bail};
 use config::TrainConfig;
 use fit::Finished;
@@ -120,9 +122,13 @@ fn resume(config: TrainConfig, dir: &Path, interrupted: &Arc<AtomicBool>) -> Res
     after_training(dir, &setup, &finished)
 }
 
-/// What follows the last step: the figures and report.html (`write_report(run_dir, data,
-/// samples)` is called here once it exists), then the summary.
+/// What follows the last step: the figures and report.html, then the summary. A report that
+/// cannot be written is a warning: the run itself is complete.
 fn after_training(dir: &Path, setup: &setup::Setup, finished: &Finished) -> Result<()> {
+    let report = figures::points(setup).and_then(|points| {
+        let summary = write_report(dir, points.data.as_ref(), points.samples.as_ref())?;
+        Ok((summary, points.how))
+    });
     println!("run directory {}:", dir.display());
     println!("  {:22} the resolved settings", rundir::CONFIG);
     println!(
@@ -135,6 +141,24 @@ fn after_training(dir: &Path, setup: &setup::Setup, finished: &Finished) -> Resu
         rundir::CHECKPOINT,
         finished.steps
     );
+    match &report {
+        Ok((summary, how)) => {
+            for file in &summary.files {
+                let name = file.file_name().unwrap_or_default().to_string_lossy();
+                let what = match name.as_ref() {
+                    "loss.png" => "every metric over the steps".to_string(),
+                    "density.png" => format!("the learned density with data and {how}"),
+                    _ => "the figures, metrics and settings on one page".to_string(),
+                };
+                println!("  {name:22} {what}");
+            }
+            for note in &summary.notes {
+                println!("  ({note})");
+            }
+            println!("open {}", dir.join("report.html").display());
+        }
+        Err(e) => eprintln!("warning: no report written: {e:#}"),
+    }
     if let Some((loss, n)) = finished.recent_loss {
         println!("final loss (mean of the last {n} steps): {loss:.4}");
     }

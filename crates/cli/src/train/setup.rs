@@ -65,6 +65,12 @@ pub struct Setup {
 pub fn build(mut config: TrainConfig) -> Result<Setup> {
     config.validate()?;
     let data = DataSource::open(&config.data)?;
+    data.check_batch_size(config.batch_size)?;
+    if let DataSource::File(_) = &data {
+        // The resolved settings name the file so that a resume finds it from anywhere.
+        let path = std::path::Path::new(&config.data).canonicalize()?;
+        config.data = path.display().to_string();
+    }
     let info = config.method.info()?;
 
     // The method's settings, sized for the data, and the rate of its own parameters.
@@ -90,8 +96,12 @@ pub fn build(mut config: TrainConfig) -> Result<Setup> {
         Model::NoiseConditional(m) => m.spec(),
     };
     strip_nulls(&mut built.config);
+    let takes = crate::checkpoint::sample_shape(&built)
+        .with_context(|| format!("the energy `{}`", built.kind))?;
+    data.check_shape(&takes, &format!("the energy `{}` ({})", built.kind, built.to_json()))
+        .context("the [energy] settings do not fit the data (leave out its widths or dim to size it for the data)")?;
     config.energy = Some(built);
-    let sample = data.batch(DATA_SAMPLE, &mut rng);
+    let sample = data.sample(DATA_SAMPLE, &mut rng);
     check_data(info, &config.data, &sample)?;
     let objective = config
         .method
