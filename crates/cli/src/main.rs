@@ -3,6 +3,7 @@
 mod bench;
 mod checkpoint;
 mod cli;
+mod compare;
 mod energy_cmd;
 mod eval;
 mod points;

@@ -7,7 +7,7 @@
 mod args;
 mod config;
 mod data;
-mod figures;
+pub(crate) mod figures;
 mod fit;
 mod help;
 mod progress;
@@ -15,13 +15,12 @@ mod rundir;
 mod setup;
 
 pub use args::TrainArgs;
-pub use fit::Interrupted;
+pub use config::TrainConfig;
+pub use fit::{Finished, Interrupted};
+pub use setup::{Session, Setup};
 
 use crate::report::write_report;
 use anyhow::{Context, Result, bail};
-use config::TrainConfig;
-use fit::Finished;
-use setup::Session;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +62,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 /// A new run: everything is built and checked, then the directory is made.
 fn start(config: TrainConfig, out: Option<PathBuf>, interrupted: &Arc<AtomicBool>) -> Result<()> {
+    train_in(config, out, interrupted).map(|_| ())
+}
+
+/// Trains a new run of `config` in `out` (by default `runs/<time>-<method>-<data>`), writes its
+/// report and prints its summary; gives back the trained setup, for `ebm compare`.
+///
+/// # Errors
+/// As [`run`]: a bad setting before anything is written, divergence, Ctrl-C, I/O.
+pub fn train_in(
+    config: TrainConfig,
+    out: Option<PathBuf>,
+    interrupted: &Arc<AtomicBool>,
+) -> Result<(Setup, Finished)> {
     let mut setup = setup::build(config)?;
     let dir = out.unwrap_or_else(|| {
         rundir::default_dir(&setup.config.method.name, &setup.data.short_name())
@@ -82,7 +94,8 @@ fn start(config: TrainConfig, out: Option<PathBuf>, interrupted: &Arc<AtomicBool
         dir.display()
     );
     let finished = fit::train(&mut setup, &dir, interrupted)?;
-    after_training(&dir, &setup, &finished)
+    after_training(&dir, &setup, &finished)?;
+    Ok((setup, finished))
 }
 
 /// A run continued from its checkpoint.
@@ -171,7 +184,7 @@ fn after_training(dir: &Path, setup: &setup::Setup, finished: &Finished) -> Resu
 
 /// A flag that Ctrl-C sets (the loop finishes its step, checkpoints and stops); a second
 /// Ctrl-C exits at once.
-fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
+pub(crate) fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let handler = Arc::clone(&flag);
     ctrlc::set_handler(move || {
