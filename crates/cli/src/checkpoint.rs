@@ -129,7 +129,7 @@ pub fn load<T: Float>(path: &Path) -> Result<Loaded<T>> {
 }
 
 /// The shape of one sample that an energy of this spec takes.
-fn sample_shape(spec: &EnergySpec) -> Result<Vec<usize>> {
+pub(crate) fn sample_shape(spec: &EnergySpec) -> Result<Vec<usize>> {
     let get = |key: &str| {
         spec.config
             .get(key)

@@ -21,6 +21,8 @@ enum Command {
     Sample(crate::sample::SampleArgs),
     /// Evaluate a checkpoint on data: NLL (exact for d <= 2, AIS bounds), MMD to the data.
     Eval(crate::eval::EvalArgs),
+    /// Train several methods on the same data and budget; compare NLL, MMD, speed, densities.
+    Compare(crate::compare::CompareArgs),
     /// Print the energies (and scores) of the points in a file, as CSV.
     Energy(crate::energy_cmd::EnergyArgs),
 }
@@ -33,6 +35,7 @@ pub fn main() -> ExitCode {
         Command::Sample(args) => crate::sample::run(args),
         Command::Eval(args) => crate::eval::run(args),
         Command::Energy(args) => crate::energy_cmd::run(args),
+        Command::Compare(args) => crate::compare::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

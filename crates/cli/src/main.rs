@@ -3,12 +3,13 @@
 mod bench;
 mod checkpoint;
 mod cli;
-pub mod report;
-mod train;
+mod compare;
 mod energy_cmd;
 mod eval;
 mod points;
+pub mod report;
 mod sample;
+mod train;
 
 /// Batched steps allocate and free buffers of hundreds of kilobytes many times a second;
 /// glibc's allocator hands those back to the kernel each time (a page fault per page on reuse),

@@ -70,6 +70,11 @@ fn the_readme_lists_every_method_as_the_registry_does() {
 
 #[test]
 fn every_method_trains_a_few_steps() {
+    // The methods with networks of their own are registered (and so trained below).
+    for name in ["nce", "fce", "lsd", "adversarial"] {
+        let m = METHODS.iter().find(|m| m.name == name);
+        assert!(m.is_some_and(|m| m.aux_lr.is_some()), "{name}");
+    }
     let tmp = tempfile::tempdir().unwrap();
     for m in METHODS {
         let dir = tmp.path().join(m.name);
@@ -90,6 +95,13 @@ fn every_method_trains_a_few_steps() {
             for key in ["loss", "lr", "steps_per_s", "elapsed_s", "grad_norm"] {
                 assert!(line[key].is_number(), "{}: {key} in {line}", m.name);
             }
+            // The method's own parameters train at its rate, on the schedule of lr.
+            let aux = line["aux_lr"].as_f64();
+            assert_eq!(aux.is_some(), m.aux_lr.is_some(), "{}: {line}", m.name);
+            if let (Some(aux), Some(default)) = (aux, m.aux_lr) {
+                let ratio = line["lr"].as_f64().unwrap() / 1e-3;
+                assert!((aux - default * ratio).abs() <= 1e-12, "{}: {line}", m.name);
+            }
         }
         let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
         assert!(
@@ -98,6 +110,14 @@ fn every_method_trains_a_few_steps() {
         );
         let state = checkpoint(&dir);
         assert_eq!(state.metadata["trainer.step"], "3", "{}", m.name);
+        // The method's own parameters and their optimiser are in the checkpoint.
+        let own = state
+            .tensors
+            .keys()
+            .any(|k| k.starts_with("objective.param."));
+        let optim = state.tensors.keys().any(|k| k.starts_with("aux_optim."));
+        assert_eq!(own, m.aux_lr.is_some(), "{}", m.name);
+        assert_eq!(optim, m.aux_lr.is_some(), "{}", m.name);
     }
 }
 
@@ -108,7 +128,7 @@ fn bad_settings_name_the_value_and_write_nothing() {
     std::fs::write(&config, "stepz = 10\n").unwrap();
     let bad_method = tmp.path().join("bad-method.toml");
     std::fs::write(&bad_method, "[method]\nname = \"dsm\"\nsigma = -1.0\n").unwrap();
-    let cases: [(&[&str], &[&str]); 9] = [
+    let cases: [(&[&str], &[&str]); 11] = [
         (&["--steps", "0"], &["steps", "0"]),
         (&["--method", "dsn"], &["dsn", "dsm", "pcd"]),
         (&["--data", "9gaussians"], &["9gaussians", "8gaussians"]),
@@ -116,6 +136,8 @@ fn bad_settings_name_the_value_and_write_nothing() {
         (&["--energy", "conv"], &["conv", "[2]"]),
         (&["--energy", "transformer"], &["transformer", "mlp"]),
         (&["--step-size", "0.1"], &["step_size", "dsm", "pcd"]),
+        (&["--aux-lr", "0.01"], &["aux_lr", "dsm", "fce", "lsd"]),
+        (&["--method", "fce", "--aux-lr=-1"], &["aux_lr", "-1"]),
         (&["--config", config.to_str().unwrap()], &["stepz"]),
         (
             &["--config", bad_method.to_str().unwrap()],
@@ -257,4 +279,34 @@ fn replay_resumed_after_ctrl_c_equals_an_uninterrupted_run() {
 fn nce_resumed_after_ctrl_c_equals_an_uninterrupted_run() {
     // NCE adds the learned log-normaliser, its own optimiser and the fitted noise.
     resume_matches_uninterrupted("nce");
+}
+
+#[test]
+fn fce_resumed_after_ctrl_c_equals_an_uninterrupted_run() {
+    // FCE adds the flow and c, their optimiser at its own scheduled rate, and the flow's
+    // settings checked on restore.
+    resume_matches_uninterrupted("fce");
+}
+
+#[test]
+fn a_finished_run_writes_its_report_and_names_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = small(&dir, &["--steps", "20"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    for name in ["loss.png", "density.png"] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        assert!(bytes.len() > 1000, "{name}: {} bytes", bytes.len());
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name}");
+        assert!(stdout.contains(name), "{name} not in: {stdout}");
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2);
+    assert!(html.contains("[method]"), "the config is shown");
+    assert!(stdout.contains("report.html"), "{stdout}");
+    // The samples drawn over the density are named with their sampler.
+    assert!(
+        stdout.contains("samples: 500 steps of Langevin"),
+        "{stdout}"
+    );
 }

@@ -2,8 +2,8 @@
 
 use anyhow::{Result, bail};
 use ebm::energy::{EnergyModel, EnergySpec};
-use ebm_tensor::Tensor;
 use ebm_tensor::autodiff::no_grad;
+use ebm_tensor::{Float, Tensor};
 
 /// Points per forward pass when evaluating the energy on a grid.
 const EVAL_BATCH: usize = 8192;
@@ -111,7 +111,7 @@ pub fn input_dim(spec: &EnergySpec) -> Option<usize> {
 ///
 /// # Errors
 /// When the energy is not finite at some grid point (the message names the point).
-pub fn density_grid(energy: &dyn EnergyModel<f64>, view: Square) -> Result<DensityGrid> {
+pub fn density_grid<T: Float>(energy: &dyn EnergyModel<T>, view: Square) -> Result<DensityGrid> {
     let wide = Square {
         centre: view.centre,
         half: view.half * QUADRATURE_ZOOM,
@@ -133,11 +133,11 @@ pub fn density_grid(energy: &dyn EnergyModel<f64>, view: Square) -> Result<Densi
 }
 
 /// E at each point, without recording the graph, in batches.
-fn energies(energy: &dyn EnergyModel<f64>, points: &[[f64; 2]]) -> Result<Vec<f64>> {
+fn energies<T: Float>(energy: &dyn EnergyModel<T>, points: &[[f64; 2]]) -> Result<Vec<f64>> {
     let values = no_grad(|| {
         let mut out = Vec::with_capacity(points.len());
         for chunk in points.chunks(EVAL_BATCH) {
-            let x = Tensor::<f64>::from_f64s(chunk.as_flattened(), [chunk.len(), 2]);
+            let x = Tensor::<T>::from_f64s(chunk.as_flattened(), [chunk.len(), 2]);
             out.extend(energy.energy(&x).to_f64s());
         }
         out

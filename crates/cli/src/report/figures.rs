@@ -200,6 +200,41 @@ fn padded(v: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
 /// The density as a heat map (viridis, scaled to its maximum), with the data as white dots and
 /// the model's samples as orange dots over it.
 pub fn density_map(grid: &DensityGrid, data: &[[f64; 2]], samples: &[[f64; 2]]) -> Result<Vec<u8>> {
+    let caption = format!(
+        "learned density exp(-E)/Z, log Z = {}, mass shown {}",
+        short(grid.log_z),
+        short(grid.mass_in_view)
+    );
+    let (w, h) = DENSITY;
+    encode(&density_rgb(grid, data, samples, &caption)?, w, h)
+}
+
+/// Several density panels (RGB bytes of [`density_rgb`]) side by side, `columns` to a row,
+/// as PNG bytes; empty places are white.
+pub fn density_panels(panels: &[Vec<u8>], columns: usize) -> Result<Vec<u8>> {
+    let (w, h) = (DENSITY.0 as usize, DENSITY.1 as usize);
+    let columns = columns.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(columns).max(1);
+    let width = w * columns;
+    let mut out = vec![255u8; width * h * rows * 3];
+    for (k, panel) in panels.iter().enumerate() {
+        let (top, left) = ((k / columns) * h, (k % columns) * w);
+        for y in 0..h {
+            let from = &panel[y * w * 3..(y + 1) * w * 3];
+            let at = ((top + y) * width + left) * 3;
+            out[at..at + w * 3].copy_from_slice(from);
+        }
+    }
+    encode(&out, width as u32, (h * rows) as u32)
+}
+
+/// The density figure as RGB bytes (`DENSITY` pixels), under `caption`.
+pub fn density_rgb(
+    grid: &DensityGrid,
+    data: &[[f64; 2]],
+    samples: &[[f64; 2]],
+    caption: &str,
+) -> Result<Vec<u8>> {
     font()?;
     let (w, h) = DENSITY;
     let mut buf = vec![0u8; (w * h * 3) as usize];
@@ -207,11 +242,6 @@ pub fn density_map(grid: &DensityGrid, data: &[[f64; 2]], samples: &[[f64; 2]]) 
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE)?;
         let ([x0, x1], [y0, y1]) = grid.view.ranges();
-        let caption = format!(
-            "learned density exp(-E)/Z, log Z = {}, mass shown {}",
-            short(grid.log_z),
-            short(grid.mass_in_view)
-        );
         let mut chart = ChartBuilder::on(&root)
             .caption(caption, (FAMILY, 16))
             .margin(10)
@@ -276,7 +306,7 @@ pub fn density_map(grid: &DensityGrid, data: &[[f64; 2]], samples: &[[f64; 2]]) 
         }
         root.present()?;
     }
-    encode(&buf, w, h)
+    Ok(buf)
 }
 
 /// Anchors of the viridis colour map (van der Walt & Smith), at 0, 1/4, 1/2, 3/4 and 1.

@@ -4,9 +4,10 @@
 //! Reads from the run directory:
 //! * `metrics.jsonl` (required): one JSON object per logged step, `"step"` and metric values;
 //! * `config.toml` (optional): shown verbatim;
-//! * `checkpoint.safetensors` (optional): an energy saved by `ebm::energy::save_energy`. When
-//!   it is a vector energy on the plane, its density exp(-E)/Z is drawn as a heat map, with Z
-//!   by the midpoint rule on a grid twice the size of the picture.
+//! * `checkpoint.safetensors` (optional): an energy saved by `ebm::energy::save_energy` (or
+//!   `ebm train`), in f32 or f64. When it is a vector energy on the plane, its density
+//!   exp(-E)/Z is drawn as a heat map, with Z by the midpoint rule on a grid twice the size of
+//!   the picture (evaluated in the checkpoint's element type).
 //!
 //! Data points and model samples to draw over the density are passed in (`[n, 2]` each).
 
@@ -15,9 +16,10 @@ pub mod figures;
 pub mod html;
 pub mod metrics;
 
+use crate::checkpoint::Dtype;
 use anyhow::{Context, Result, bail};
 use density::{DensityGrid, Square, density_grid, input_dim};
-use ebm::energy::load_energy;
+use ebm::energy::{EnergySpec, load_energy, read_energy_spec};
 use ebm_tensor::Tensor;
 use html::{Figure, Page};
 use metrics::{MetricSummary, MetricsLog};
@@ -133,9 +135,19 @@ fn density(
         notes.push("No density figure: no checkpoint.safetensors in the run directory.".into());
         return Ok(None);
     }
-    let (energy, _) = load_energy::<f64>(&path)
-        .with_context(|| format!("loading the energy in {}", path.display()))?;
-    let spec = energy.spec();
+    let dtype = crate::checkpoint::dtype(&path)?;
+    let spec = match dtype {
+        Dtype::F32 => read_energy_spec::<f32>(&path),
+        Dtype::F64 => read_energy_spec::<f64>(&path),
+    }
+    .with_context(|| format!("reading the energy in {}", path.display()))?;
+    if EnergySpec::NOISE_CONDITIONAL_KINDS.contains(&spec.kind.as_str()) {
+        notes.push(format!(
+            "No density figure: the energy (kind {}) is noise-conditional, E(x, sigma).",
+            spec.kind
+        ));
+        return Ok(None);
+    }
     if input_dim(&spec) != Some(2) {
         notes.push(format!(
             "No density figure: the energy (kind {}) is not a function on the plane.",
@@ -143,9 +155,12 @@ fn density(
         ));
         return Ok(None);
     }
-    let shown = if data.is_empty() { samples } else { data };
-    let grid = density_grid(energy.as_ref(), Square::around(shown))
-        .with_context(|| format!("drawing the density of {}", path.display()))?;
+    let shown = Square::around(if data.is_empty() { samples } else { data });
+    let grid = match dtype {
+        Dtype::F32 => density_grid(load_energy::<f32>(&path)?.0.as_ref(), shown),
+        Dtype::F64 => density_grid(load_energy::<f64>(&path)?.0.as_ref(), shown),
+    };
+    let grid = grid.with_context(|| format!("drawing the density of {}", path.display()))?;
     Ok(Some(grid))
 }
 

@@ -33,6 +33,11 @@ pub struct TrainArgs {
     /// Adam's learning rate (decayed along half a cosine to `final_lr_factor` of it).
     #[arg(long, value_name = "X")]
     pub lr: Option<f64>,
+    /// Learning rate of the method's own parameters (nce, fce, lsd, adversarial), on the
+    /// schedule of --lr [default: the method's: nce 1e-3, fce 2e-4, lsd 3e-3, adversarial
+    /// 1e-3].
+    #[arg(long, value_name = "X")]
+    pub aux_lr: Option<f64>,
     /// Seed of the initial weights, the data and every random draw.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -67,6 +72,7 @@ impl TrainArgs {
             ("--steps", self.steps.is_some()),
             ("--batch-size", self.batch_size.is_some()),
             ("--lr", self.lr.is_some()),
+            ("--aux-lr", self.aux_lr.is_some()),
             ("--seed", self.seed.is_some()),
             ("--step-size", self.step_size.is_some()),
             ("--n-steps", self.n_steps.is_some()),

@@ -80,6 +80,11 @@ pub struct OptimizerConfig {
     pub warmup_steps: u64,
     /// The final rate as a fraction of `lr` (1 keeps it constant).
     pub final_lr_factor: f64,
+    /// The learning rate of the method's own parameters (NCE's log-normaliser, the critic of
+    /// `lsd`, the flows of `fce` and `adversarial`), on the same schedule as `lr`; by default
+    /// the method's (`MethodInfo::aux_lr`). Only for methods that have such parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux_lr: Option<f64>,
 }
 
 impl Default for OptimizerConfig {
@@ -94,6 +99,7 @@ impl Default for OptimizerConfig {
             decoupled_weight_decay: adam.decoupled_weight_decay,
             warmup_steps: 0,
             final_lr_factor: 0.05,
+            aux_lr: None,
         }
     }
 }
@@ -108,6 +114,14 @@ impl OptimizerConfig {
             eps: self.eps,
             weight_decay: self.weight_decay,
             decoupled_weight_decay: self.decoupled_weight_decay,
+        }
+    }
+
+    /// Adam's settings for the method's own parameters: these at `aux_lr` (or `lr`).
+    pub fn aux_adam(&self) -> AdamConfig {
+        AdamConfig {
+            lr: self.aux_lr.unwrap_or(self.lr),
+            ..self.adam()
         }
     }
 
@@ -183,6 +197,9 @@ impl TrainConfig {
         set(&mut self.checkpoint_every, args.checkpoint_every);
         set(&mut self.log_every, args.log_every);
         set(&mut self.optimizer.lr, args.lr);
+        if args.aux_lr.is_some() {
+            self.optimizer.aux_lr = args.aux_lr;
+        }
         set(&mut self.threads, args.threads);
         if let Some(data) = &args.data {
             self.data.clone_from(data);
@@ -216,6 +233,11 @@ impl TrainConfig {
             .adam()
             .validate()
             .context("invalid [optimizer] setting")?;
+        if let Some(lr) = self.optimizer.aux_lr
+            && !(lr.is_finite() && lr > 0.0)
+        {
+            bail!("invalid [optimizer] aux_lr: got {lr}, expected a finite number > 0");
+        }
         ebm_nn::LrSchedule::new(self.optimizer.schedule(self.steps))
             .context("invalid [optimizer] schedule setting")?;
         Ok(())

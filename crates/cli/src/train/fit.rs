@@ -106,6 +106,10 @@ impl Loop<'_> {
             let batch = self.data.batch(c.batch_size, &mut rng);
             let lr = schedule.lr(step - 1);
             trainer.optimizer_mut().set_lr(lr);
+            let aux_lr = c.optimizer.aux_lr.map(|a| a * lr / c.optimizer.lr);
+            if let (Some(opt), Some(a)) = (trainer.aux_optimizer_mut(), aux_lr) {
+                opt.set_lr(a);
+            }
             let metrics = match trainer.step(&batch, &mut rng) {
                 Ok(metrics) => metrics,
                 Err(e @ ebm::Error::Diverged { .. }) => {
@@ -132,6 +136,9 @@ impl Loop<'_> {
                 let mut line = vec![("step", Value::from(step))];
                 line.extend(metrics.iter().map(|(name, value)| (name, number(value))));
                 line.push(("lr", number(lr)));
+                if let Some(a) = aux_lr {
+                    line.push(("aux_lr", number(a)));
+                }
                 line.push(("steps_per_s", number(rate)));
                 line.push(("elapsed_s", number(elapsed)));
                 log.write(&line)?;

@@ -7,6 +7,7 @@
 mod args;
 mod config;
 mod data;
+pub(crate) mod figures;
 mod fit;
 mod help;
 mod progress;
@@ -14,12 +15,12 @@ mod rundir;
 mod setup;
 
 pub use args::TrainArgs;
-pub use fit::Interrupted;
+pub use config::TrainConfig;
+pub use fit::{Finished, Interrupted};
+pub use setup::{Session, Setup};
 
+use crate::report::write_report;
 use anyhow::{Context, Result, bail};
-use config::TrainConfig;
-use fit::Finished;
-use setup::Session;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,6 +62,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 /// A new run: everything is built and checked, then the directory is made.
 fn start(config: TrainConfig, out: Option<PathBuf>, interrupted: &Arc<AtomicBool>) -> Result<()> {
+    train_in(config, out, interrupted).map(|_| ())
+}
+
+/// Trains a new run of `config` in `out` (by default `runs/<time>-<method>-<data>`), writes its
+/// report and prints its summary; gives back the trained setup, for `ebm compare`.
+///
+/// # Errors
+/// As [`run`]: a bad setting before anything is written, divergence, Ctrl-C, I/O.
+pub fn train_in(
+    config: TrainConfig,
+    out: Option<PathBuf>,
+    interrupted: &Arc<AtomicBool>,
+) -> Result<(Setup, Finished)> {
     let mut setup = setup::build(config)?;
     let dir = out.unwrap_or_else(|| {
         rundir::default_dir(&setup.config.method.name, &setup.data.short_name())
@@ -80,7 +94,8 @@ fn start(config: TrainConfig, out: Option<PathBuf>, interrupted: &Arc<AtomicBool
         dir.display()
     );
     let finished = fit::train(&mut setup, &dir, interrupted)?;
-    after_training(&dir, &setup, &finished)
+    after_training(&dir, &setup, &finished)?;
+    Ok((setup, finished))
 }
 
 /// A run continued from its checkpoint.
@@ -120,9 +135,13 @@ fn resume(config: TrainConfig, dir: &Path, interrupted: &Arc<AtomicBool>) -> Res
     after_training(dir, &setup, &finished)
 }
 
-/// What follows the last step: the figures and report.html (`write_report(run_dir, data,
-/// samples)` is called here once it exists), then the summary.
+/// What follows the last step: the figures and report.html, then the summary. A report that
+/// cannot be written is a warning: the run itself is complete.
 fn after_training(dir: &Path, setup: &setup::Setup, finished: &Finished) -> Result<()> {
+    let report = figures::points(setup).and_then(|points| {
+        let summary = write_report(dir, points.data.as_ref(), points.samples.as_ref())?;
+        Ok((summary, points.how))
+    });
     println!("run directory {}:", dir.display());
     println!("  {:22} the resolved settings", rundir::CONFIG);
     println!(
@@ -135,6 +154,24 @@ fn after_training(dir: &Path, setup: &setup::Setup, finished: &Finished) -> Resu
         rundir::CHECKPOINT,
         finished.steps
     );
+    match &report {
+        Ok((summary, how)) => {
+            for file in &summary.files {
+                let name = file.file_name().unwrap_or_default().to_string_lossy();
+                let what = match name.as_ref() {
+                    "loss.png" => "every metric over the steps".to_string(),
+                    "density.png" => format!("the learned density with data and {how}"),
+                    _ => "the figures, metrics and settings on one page".to_string(),
+                };
+                println!("  {name:22} {what}");
+            }
+            for note in &summary.notes {
+                println!("  ({note})");
+            }
+            println!("open {}", dir.join("report.html").display());
+        }
+        Err(e) => eprintln!("warning: no report written: {e:#}"),
+    }
     if let Some((loss, n)) = finished.recent_loss {
         println!("final loss (mean of the last {n} steps): {loss:.4}");
     }
@@ -147,7 +184,7 @@ fn after_training(dir: &Path, setup: &setup::Setup, finished: &Finished) -> Resu
 
 /// A flag that Ctrl-C sets (the loop finishes its step, checkpoints and stops); a second
 /// Ctrl-C exits at once.
-fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
+pub(crate) fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let handler = Arc::clone(&flag);
     ctrlc::set_handler(move || {

@@ -12,7 +12,7 @@ use ebm::energy::{
     NoiseConditionalConvConfig, NoiseConditionalModel,
 };
 use ebm::objective::registry::overlay_settings;
-use ebm::objective::{MethodInfo, MethodObjective, ModelKind, Objective};
+use ebm::objective::{METHODS, MethodInfo, MethodObjective, ModelKind, Objective};
 use ebm::train::{Trainer, TrainerConfig, step_rng};
 use ebm_nn::{Adam, Optimizer};
 use ebm_tensor::Tensor;
@@ -65,11 +65,20 @@ pub struct Setup {
 pub fn build(mut config: TrainConfig) -> Result<Setup> {
     config.validate()?;
     let data = DataSource::open(&config.data)?;
-    config.method = config.method.resolve()?;
+    data.check_batch_size(config.batch_size)?;
+    if let DataSource::File(_) = &data {
+        // The resolved settings name the file so that a resume finds it from anywhere.
+        let path = std::path::Path::new(&config.data).canonicalize()?;
+        config.data = path.display().to_string();
+    }
     let info = config.method.info()?;
 
-    // The energy, sized for the data, built first from the setup's stream.
+    // The method's settings, sized for the data, and the rate of its own parameters.
     let shape = data.batch(1, &mut step_rng(config.seed, 0)).dims()[1..].to_vec();
+    config.method = config.method.resolve_for(shape.iter().product())?;
+    config.optimizer.aux_lr = aux_lr(info, config.optimizer.aux_lr)?;
+
+    // The energy, sized for the data, built first from the setup's stream.
     let spec = resolve_energy(config.energy.as_ref(), info, &shape)?;
     let mut rng = step_rng(config.seed, 0);
     let invalid = || format!("invalid [energy] settings {}", spec.to_json());
@@ -87,17 +96,21 @@ pub fn build(mut config: TrainConfig) -> Result<Setup> {
         Model::NoiseConditional(m) => m.spec(),
     };
     strip_nulls(&mut built.config);
+    let takes = crate::checkpoint::sample_shape(&built)
+        .with_context(|| format!("the energy `{}`", built.kind))?;
+    data.check_shape(&takes, &format!("the energy `{}` ({})", built.kind, built.to_json()))
+        .context("the [energy] settings do not fit the data (leave out its widths or dim to size it for the data)")?;
     config.energy = Some(built);
-    let sample = data.batch(DATA_SAMPLE, &mut rng);
+    let sample = data.sample(DATA_SAMPLE, &mut rng);
     check_data(info, &config.data, &sample)?;
     let objective = config
         .method
-        .build(&sample)
+        .build_with_rng(&sample, &mut rng)
         .with_context(|| format!("cannot build method `{}`", config.method.name))?;
 
     // The trainer, with Adam for the energy and for the objective's own parameters.
-    let adam = config.optimizer.adam();
-    let optimizer = || -> Result<Box<dyn Optimizer<f32>>> { Ok(Box::new(Adam::new(adam)?)) };
+    let adam = |c| -> Result<Box<dyn Optimizer<f32>>> { Ok(Box::new(Adam::new(c)?)) };
+    let optimizer = || adam(config.optimizer.adam());
     let trainer_config = TrainerConfig {
         grad_clip: config.grad_clip,
         observe_every: 1,
@@ -107,7 +120,7 @@ pub fn build(mut config: TrainConfig) -> Result<Setup> {
             let has_params = objective.params().is_some_and(|p| !p.is_empty());
             let mut trainer = Trainer::new(model, objective, optimizer()?, trainer_config);
             if has_params {
-                trainer = trainer.with_aux_optimizer(optimizer()?);
+                trainer = trainer.with_aux_optimizer(adam(config.optimizer.aux_adam())?);
             }
             Session::Energy(trainer)
         }
@@ -121,6 +134,26 @@ pub fn build(mut config: TrainConfig) -> Result<Setup> {
         data,
         session,
     })
+}
+
+/// The learning rate of the method's own parameters: the one given, else the method's
+/// default; none for a method without such parameters.
+fn aux_lr(info: &MethodInfo, given: Option<f64>) -> Result<Option<f64>> {
+    match (info.aux_lr, given) {
+        (None, Some(lr)) => {
+            let with: Vec<&str> = METHODS
+                .iter()
+                .filter(|m| m.aux_lr.is_some())
+                .map(|m| m.name)
+                .collect();
+            bail!(
+                "invalid aux_lr {lr} for method `{}`: it has no parameters of its own; aux_lr is for {}. Drop --aux-lr (or aux_lr in [optimizer])",
+                info.name,
+                with.join(", ")
+            )
+        }
+        (default, given) => Ok(given.or(default)),
+    }
 }
 
 /// Refuses data that the method cannot train on, before anything is written.

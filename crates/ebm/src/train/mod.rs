@@ -205,6 +205,12 @@ where
         self.optimizer.as_mut()
     }
 
+    /// The optimiser of the objective's own parameters, when one was given (for
+    /// learning-rate schedules: `set_lr`).
+    pub fn aux_optimizer_mut(&mut self) -> Option<&mut (dyn Optimizer<T> + 'static)> {
+        self.aux_optimizer.as_deref_mut()
+    }
+
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.step
