@@ -3,9 +3,9 @@
 //! The same MLP energy (2-64-64-1, SiLU, f32), the same data (`8gaussians`, fresh batches of
 //! 128), the same optimiser (Adam at the learning rate the entry names, 2e-3 for most, decayed
 //! along half a cosine; a second Adam at the entry's `aux_lr` for a method's own critic, flow
-//! or log-normaliser) and the same seed are trained by each method; then the model is normalised by quadrature on a grid over
-//! [-6, 6]^2 (which holds all but ~4e-6 of the data's mass) and its NLL of 4,000 fresh test
-//! points is measured. The test asserts that each method comes within its own margin of the
+//! or log-normaliser) and the same seed are trained by each method; then the model is
+//! normalised by quadrature on a grid over [-6, 6]^2 (which holds all but ~4e-6 of the data's
+//! mass) and its NLL of 4,000 fresh test points is measured. The test asserts that each method comes within its own margin of the
 //! best one, and that the best one comes close to the true density's NLL (2.83 nats), so that
 //! "within a margin of the best" cannot pass by every method being equally bad.
 //!
