@@ -1,21 +1,22 @@
-//! `ebm eval`: the test NLL (exact by quadrature for d <= 2, AIS bounds in any dimension) and
-//! the MMD between model samples and data, as a table or JSON.
+//! `ebm eval`: the test NLL (exact by quadrature for d <= 2, AIS bounds in any dimension, in
+//! bits per dimension for images), the MMD between model samples and data, and the AUROC of
+//! the energy against out-of-distribution sets, as a table or JSON.
 
 use crate::checkpoint::{self, Dtype, Loaded};
 use crate::points::read_points;
 use crate::sample::chains;
 use anyhow::{Context, Result, bail};
-use ebm::data::Toy2d;
+use ebm::data::{Dataset, ImageTransform, PixelRange, Split, Toy2d, resize_bilinear};
 use ebm::energy::{GaussianEnergy, energies};
 use ebm::eval::{
-    Ais, AisConfig, AisEstimate, AisTransition, MmdBandwidth, QuadratureGrid, bits_per_dim,
+    Ais, AisConfig, AisEstimate, AisTransition, MmdBandwidth, QuadratureGrid, auroc, bits_per_dim,
     mmd_squared, nll_quadrature,
 };
 use ebm::objective::nce::{GaussianNoise, GaussianNoiseConfig};
 use ebm::sampler::{Mala, MalaConfig};
 use ebm_tensor::{Float, Tensor};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -29,9 +30,24 @@ pub struct EvalArgs {
     /// The checkpoint (safetensors written by `ebm train` or `save_energy`).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Test data: a built-in 2-D set (8gaussians, ...) or a .csv / .npy file.
+    /// Test data: a built-in 2-D set (8gaussians, ...), an image set (`fashion-mnist`: its
+    /// test split; `digits`: all 1797), or a .csv / .npy file.
     #[arg(long)]
     data: String,
+    /// Image sets: the range pixels are mapped to, as in training (`unit` [0, 1] or
+    /// `symmetric` [-1, 1]).
+    #[arg(long, value_enum, default_value = "symmetric")]
+    pixel_range: RangeArg,
+    /// Image sets: no uniform dequantisation noise (with it, the default, the bits per
+    /// dimension bound the discrete data's).
+    #[arg(long)]
+    no_dequantize: bool,
+    /// Out-of-distribution sets, comma-separated: `uniform` (uniform noise over the range of
+    /// the data's values), `digits`, `fashion-mnist` (its test split) or a .csv / .npy file;
+    /// image sets are resized to the model's image size. Reports the AUROC of the energy
+    /// (held-out data against each set).
+    #[arg(long, value_delimiter = ',')]
+    ood: Vec<String>,
     /// Points drawn from a built-in set.
     #[arg(long, default_value_t = 10_000)]
     n_data: usize,
@@ -76,6 +92,26 @@ pub struct EvalArgs {
     threads: usize,
 }
 
+/// `--pixel-range`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum RangeArg {
+    Unit,
+    Symmetric,
+}
+
+impl EvalArgs {
+    /// The transform of image sets' pixels.
+    fn transform(&self) -> ImageTransform {
+        ImageTransform {
+            range: match self.pixel_range {
+                RangeArg::Unit => PixelRange::Unit,
+                RangeArg::Symmetric => PixelRange::Symmetric,
+            },
+            dequantize: !self.no_dequantize,
+        }
+    }
+}
+
 pub fn run(args: EvalArgs) -> Result<()> {
     let report = match checkpoint::dtype(&args.checkpoint)? {
         Dtype::F32 => ebm_tensor::with_threads(args.threads, || evaluate::<f32>(&args)),
@@ -89,27 +125,70 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The test points: a built-in set by name, else a file.
-fn load_data(args: &EvalArgs, rng: &mut StdRng) -> Result<Tensor<f64>> {
-    if let Ok(set) = args.data.parse::<Toy2d>() {
-        return Ok(set.sample(args.n_data, rng));
+/// Test points from `name`: a built-in 2-D set, an image set (with `transform`), else a file;
+/// with the number of pixel levels for image sets (for bits per dimension).
+fn load_set(name: &str, args: &EvalArgs, rng: &mut StdRng) -> Result<(Tensor<f64>, Option<u32>)> {
+    if let Ok(set) = name.parse::<Toy2d>() {
+        return Ok((set.sample(args.n_data, rng), None));
     }
-    let path = Path::new(&args.data);
+    let image_set = match name {
+        "digits" => Some(Dataset::digits()),
+        "fashion-mnist" => Some(Dataset::fashion_mnist(Split::Test)?),
+        _ => None,
+    };
+    if let Some(set) = image_set {
+        let set = set.with_transform(args.transform())?;
+        return Ok((set.all(rng), set.levels()));
+    }
+    let path = Path::new(name);
     if !path.exists() {
         let names: Vec<&str> = Toy2d::ALL.iter().map(|s| s.name()).collect();
         bail!(
-            "--data {}: no such file, nor a built-in set ({})",
-            args.data,
+            "{name}: no such file, nor a built-in set ({}, digits, fashion-mnist)",
             names.join(", ")
         );
     }
-    read_points(path)
+    Ok((read_points(path)?, None))
+}
+
+/// An out-of-distribution set as model inputs of `shape`: `uniform` noise over the range of
+/// `data`'s values, or a set resized (images) to the model's size.
+fn load_ood(
+    name: &str,
+    args: &EvalArgs,
+    data: &Tensor<f64>,
+    shape: &[usize],
+    rng: &mut StdRng,
+) -> Result<Tensor<f64>> {
+    let n = data.dim(0);
+    let mut dims = vec![n];
+    dims.extend_from_slice(shape);
+    if name == "uniform" {
+        let v = data.data();
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let len = dims.iter().product();
+        let noise = (0..len).map(|_| lo + (hi - lo) * rng.random::<f64>());
+        return Ok(Tensor::from_vec(noise.collect(), dims));
+    }
+    let (set, _) = load_set(name, args, rng).with_context(|| format!("--ood {name}"))?;
+    match (set.dims(), shape) {
+        (&[_, c, ..], &[model_c, h, w]) if set.dims().len() == 4 && c == model_c => {
+            Ok(resize_bilinear(&set, h, w)?)
+        }
+        (found, _) if &found[1..] == shape => Ok(set),
+        (found, _) => bail!(
+            "--ood {name}: samples of shape {:?}, the model takes {shape:?}; give a set of the \
+             model's shape (images with the model's channels are resized)",
+            &found[1..]
+        ),
+    }
 }
 
 fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
     let loaded = checkpoint::load::<T>(&args.checkpoint)?;
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let points = load_data(args, &mut rng)?;
+    let (points, levels) = load_set(&args.data, args, &mut rng)?;
     let data = loaded.batch(&points, &format!("--data {}", args.data))?;
     let energy = loaded.energy(args.sigma);
     let d = loaded.dim();
@@ -178,8 +257,16 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
                 "acceptance_rate": est.acceptance_rate,
                 "nll": nll,
             });
-            if loaded.sample_shape.len() == 3 {
-                v["bits_per_dim"] = json!(bits_per_dim(nll, d));
+            if let Some(levels) = levels {
+                // The density's NLL plus the log-volume of a pixel level's bin (its width is
+                // the range over the levels): an upper bound on the discrete data's NLL when
+                // the test data are dequantised (Theis et al. 2016).
+                let width = match args.transform().range {
+                    PixelRange::Unit => 1.0,
+                    PixelRange::Symmetric => 2.0,
+                };
+                let volume = d as f64 * (f64::from(levels) / width).ln();
+                v["bits_per_dim"] = json!(bits_per_dim(nll + volume, d));
             }
             v
         };
@@ -193,6 +280,22 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
     } else {
         None
     };
+
+    // Out-of-distribution sets: the AUROC of the energy, data against each.
+    let mut ood = Vec::new();
+    for name in &args.ood {
+        let set = load_ood(name, args, &points, &loaded.sample_shape, &mut rng)?;
+        let set = loaded.batch(&set, &format!("--ood {name}"))?;
+        let out = energies(&*energy, &set).to_f64s();
+        let a = auroc(&e, &out).with_context(|| format!("--ood {name}"))?;
+        ood.push(json!({
+            "set": name,
+            "auroc": a.auroc,
+            "standard_error": a.standard_error,
+            "n": a.n_outliers,
+            "mean_energy": out.iter().sum::<f64>() / out.len() as f64,
+        }));
+    }
 
     Ok(json!({
         "checkpoint": args.checkpoint.display().to_string(),
@@ -211,6 +314,7 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
             "data_points": idx.len(),
             "sampler_acceptance": acceptance,
         },
+        "ood": ood,
     }))
 }
 
@@ -301,6 +405,23 @@ fn print_table(r: &Value) {
                 hi["effective_sample_size"].as_f64().unwrap_or(0.0)
             );
         }
+    }
+    if let Some(a) = r["ais"].as_object() {
+        let bits = |side: &Value| side["bits_per_dim"].as_f64();
+        if let Some(lo) = bits(&a["lower"]) {
+            let hi = bits(&a["upper"]).map_or("-".into(), |v| format!("{v:.4}"));
+            println!("bits/dim (AIS)  >= {lo:.4}, <= {hi}  [levels' bin volume included]");
+        }
+    }
+    for o in r["ood"].as_array().into_iter().flatten() {
+        println!(
+            "OOD AUROC       {} +- {}  [vs {}: {} points, mean energy {}]",
+            f(&o["auroc"]),
+            f(&o["standard_error"]),
+            o["set"].as_str().unwrap_or(""),
+            o["n"],
+            f(&o["mean_energy"])
+        );
     }
     let m = &r["mmd"];
     println!(

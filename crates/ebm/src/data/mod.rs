@@ -34,4 +34,4 @@ pub use dataset::Dataset;
 pub use files::{FileFormat, load};
 pub use images::{FASHION_MNIST_DIR, Split};
 pub use toy2d::Toy2d;
-pub use transform::{ImageTransform, PixelRange};
+pub use transform::{ImageTransform, PixelRange, resize_bilinear};

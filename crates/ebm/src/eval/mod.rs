@@ -9,7 +9,9 @@
 //! * [`mmd_squared`]: the distance between model samples and data, an unbiased estimate of
 //!   MMD^2;
 //! * [`fisher_divergence`]: the mean squared score error against a known score, an unbiased
-//!   Monte Carlo estimate.
+//!   Monte Carlo estimate;
+//! * [`auroc`]: how well the energy tells held-out data from another set (out-of-distribution
+//!   detection), with its standard error.
 //!
 //! The NLL of data follows from log Z: NLL = mean E(x) + log Z, so a lower bound on log Z is
 //! a lower bound on the NLL and an upper bound on log Z an upper one. [`bits_per_dim`] turns
@@ -22,11 +24,13 @@
 mod ais;
 mod fisher;
 mod mmd;
+mod ood;
 mod quadrature;
 
 pub use ais::{Ais, AisBounds, AisConfig, AisEstimate, AisSchedule, AisTransition};
 pub use fisher::{FisherDivergence, fisher_divergence};
 pub use mmd::{Mmd, MmdBandwidth, mmd_squared};
+pub use ood::{Auroc, auroc};
 pub use quadrature::{
     Quadrature, QuadratureGrid, QuadratureNll, QuadratureRule, log_normalizer_quadrature,
     nll_quadrature,
