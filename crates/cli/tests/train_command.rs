@@ -289,6 +289,18 @@ fn fce_resumed_after_ctrl_c_equals_an_uninterrupted_run() {
 }
 
 #[test]
+fn lsd_resumed_after_ctrl_c_equals_an_uninterrupted_run() {
+    // LSD adds the critic network and its optimiser.
+    resume_matches_uninterrupted("lsd");
+}
+
+#[test]
+fn adversarial_resumed_after_ctrl_c_equals_an_uninterrupted_run() {
+    // The flow sampler, whose draws come from the step's random stream.
+    resume_matches_uninterrupted("adversarial");
+}
+
+#[test]
 fn a_finished_run_writes_its_report_and_names_the_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
