@@ -45,7 +45,7 @@ pub struct CompareArgs {
     #[arg(long, default_value = "all")]
     pub methods: String,
     /// Training steps of each method.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 10_000)]
     pub steps: u64,
     /// Data points per step.
     #[arg(long, default_value_t = 256)]
