@@ -38,10 +38,10 @@ pub struct EvalArgs {
     /// `symmetric` [-1, 1]).
     #[arg(long, value_enum, default_value = "symmetric")]
     pixel_range: RangeArg,
-    /// Image sets: no uniform dequantisation noise (with it, the default, the bits per
-    /// dimension bound the discrete data's).
-    #[arg(long)]
-    no_dequantize: bool,
+    /// Image sets: uniform noise of one level on every pixel, as in training (with it, the
+    /// bits per dimension bound the discrete data's).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    dequantize: bool,
     /// Out-of-distribution sets, comma-separated: `uniform` (uniform noise over the range of
     /// the data's values), `digits`, `fashion-mnist` (its test split) or a .csv / .npy file;
     /// image sets are resized to the model's image size. Reports the AUROC of the energy
@@ -107,7 +107,7 @@ impl EvalArgs {
                 RangeArg::Unit => PixelRange::Unit,
                 RangeArg::Symmetric => PixelRange::Symmetric,
             },
-            dequantize: !self.no_dequantize,
+            dequantize: self.dequantize,
         }
     }
 }
