@@ -3,7 +3,6 @@
 //! the energy against out-of-distribution sets, as a table or JSON.
 
 use crate::checkpoint::{self, Dtype, Loaded};
-use crate::points::read_points;
 use crate::sample::chains;
 use anyhow::{Context, Result, bail};
 use ebm::data::{Dataset, ImageTransform, PixelRange, Split, Toy2d, resize_bilinear};
@@ -31,7 +30,8 @@ pub struct EvalArgs {
     #[arg(long)]
     checkpoint: PathBuf,
     /// Test data: a built-in 2-D set (8gaussians, ...), an image set (`fashion-mnist`: its
-    /// test split; `digits`: all 1797), or a .csv / .npy file.
+    /// test split; `digits`: all 1797), or a data file (.csv, .npy, IDX; optionally .gz; byte
+    /// images get the pixel options).
     #[arg(long)]
     data: String,
     /// Image sets: the range pixels are mapped to, as in training (`unit` [0, 1] or
@@ -43,7 +43,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     dequantize: bool,
     /// Out-of-distribution sets, comma-separated: `uniform` (uniform noise over the range of
-    /// the data's values), `digits`, `fashion-mnist` (its test split) or a .csv / .npy file;
+    /// the data's values), `digits`, `fashion-mnist` (its test split) or a data file;
     /// image sets are resized to the model's image size. Reports the AUROC of the energy
     /// (held-out data against each set).
     #[arg(long, value_delimiter = ',')]
@@ -148,7 +148,17 @@ fn load_set(name: &str, args: &EvalArgs, rng: &mut StdRng) -> Result<(Tensor<f64
             names.join(", ")
         );
     }
-    Ok((read_points(path)?, None))
+    // A file: CSV, NPY or IDX (optionally .gz); quantised images (bytes) get the transform.
+    let set = ebm::data::load(path)?;
+    if set.is_empty() {
+        bail!("{name}: holds no samples; give a file with at least one row");
+    }
+    let set = match set.levels() {
+        Some(_) if set.sample_shape().len() == 3 => set.with_transform(args.transform())?,
+        _ => set,
+    };
+    let levels = set.transform().and(set.levels());
+    Ok((set.all(rng), levels))
 }
 
 /// An out-of-distribution set as model inputs of `shape`: `uniform` noise over the range of
