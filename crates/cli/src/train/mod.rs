@@ -16,6 +16,7 @@ mod setup;
 
 pub use args::TrainArgs;
 pub use config::TrainConfig;
+pub use data::DataConfig;
 pub use fit::{Finished, Interrupted};
 pub use setup::{Session, Setup};
 
