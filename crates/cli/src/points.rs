@@ -194,7 +194,7 @@ fn npy_bytes(x: &Tensor<f64>) -> Vec<u8> {
 }
 
 /// A grid of `[n, c, h, w]` images, ceil(sqrt n) per row, 1-pixel gaps, as 8-bit PNG.
-fn png_grid(x: &Tensor<f64>) -> Result<Vec<u8>> {
+pub fn png_grid(x: &Tensor<f64>) -> Result<Vec<u8>> {
     let dims = x.dims();
     if dims.len() != 4 || !(dims[1] == 1 || dims[1] == 3) {
         bail!(
