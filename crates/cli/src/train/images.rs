@@ -162,7 +162,8 @@ pub fn energy_samples(
     let (shape, (low, high)) = image_space(data)?;
     let method = &config.method;
     let (kernel, kernel_name) = method_kernel(config)?;
-    let n_steps = method.config["n_steps"].as_u64().map(|n| n as usize);
+    let n_steps = method.config.get("n_steps").and_then(|n| n.as_u64());
+    let n_steps = n_steps.map(|n| n as usize);
     let kept = [REPLAY_BUFFER, PERSISTENT]
         .iter()
         .find_map(|key| chains_state.tensors.get(*key).map(|x| (*key, x)));
