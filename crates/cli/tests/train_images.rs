@@ -6,7 +6,7 @@
 
 use assert_cmd::Command;
 use ebm::data::{Dataset, FASHION_MNIST_DIR, ImageTransform};
-use ebm::energy::{Energy, load_energy};
+use ebm::energy::load_energy;
 use ebm_tensor::Tensor;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};

@@ -324,3 +324,66 @@ impl DataSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `data` in a TOML document of its own.
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Doc {
+        data: DataConfig,
+    }
+
+    fn parse(text: &str) -> Result<DataConfig, toml::de::Error> {
+        toml::from_str::<Doc>(text).map(|d| d.data)
+    }
+
+    #[test]
+    fn a_name_and_a_table_both_read_and_write_back() {
+        assert_eq!(
+            parse("data = \"moons\"").unwrap(),
+            DataConfig::named("moons")
+        );
+        let table = parse("[data]\nname = \"digits\"\nrange = \"unit\"\ndequantize = false\n");
+        let table = table.unwrap();
+        assert_eq!(table.range, Some(PixelRange::Unit));
+        assert_eq!(table.dequantize, Some(false));
+
+        // Without pixel options it stays a plain name (the form older runs hold).
+        let text = toml::to_string(&Doc {
+            data: DataConfig::named("moons"),
+        })
+        .unwrap();
+        assert_eq!(text.trim(), "data = \"moons\"");
+        let text = toml::to_string(&Doc {
+            data: table.clone(),
+        })
+        .unwrap();
+        assert_eq!(parse(&text).unwrap(), table, "{text}");
+    }
+
+    #[test]
+    fn unknown_fields_and_values_are_named() {
+        let err = parse("[data]\nname = \"digits\"\nrange = \"wide\"\n").unwrap_err();
+        assert!(err.to_string().contains("wide"), "{err}");
+        let err = parse("[data]\nname = \"digits\"\ndequantise = true\n").unwrap_err();
+        assert!(err.to_string().contains("dequantise"), "{err}");
+    }
+
+    #[test]
+    fn image_sets_take_their_defaults_and_points_refuse_pixel_options() {
+        let (source, resolved) = DataSource::open(&DataConfig::named("digits")).unwrap();
+        assert_eq!(resolved.range, Some(PixelRange::Symmetric));
+        assert_eq!(resolved.dequantize, Some(true));
+        assert_eq!(source.image_shape(), Some([1, 8, 8]));
+        assert_eq!(source.value_range(), Some((-1.0, 1.0)));
+
+        let points = DataConfig {
+            range: Some(PixelRange::Unit),
+            ..DataConfig::named("8gaussians")
+        };
+        let err = DataSource::open(&points).unwrap_err().to_string();
+        assert!(err.contains("8gaussians") && err.contains("pixel"), "{err}");
+    }
+}

@@ -37,6 +37,9 @@ use std::path::Path;
 /// The random stream of the final pictures: the number of no training step.
 const STREAM: u64 = u64::MAX;
 
+/// The files written, each with a line saying what it holds.
+pub type Written = Vec<(String, String)>;
+
 /// The final pictures of a run on images, written to `dir`: `samples.png` and `samples.npy`
 /// (the model's samples, by the method's sampler) and `data.png` (training images); with the
 /// grids written during training (`samples-<step>.png`, read back), as the report shows them,
@@ -44,7 +47,7 @@ const STREAM: u64 = u64::MAX;
 ///
 /// # Errors
 /// Samples that cannot be drawn (a diverging sampler), or a file that cannot be written.
-pub fn final_pictures(dir: &Path, setup: &Setup) -> Result<(Vec<Picture>, Vec<(String, String)>)> {
+pub fn final_pictures(dir: &Path, setup: &Setup) -> Result<(Vec<Picture>, Written)> {
     let (_, range) = image_space(&setup.data)?;
     let mut rng = step_rng(setup.config.seed, STREAM);
     let data = data_sample(&setup.data, &mut rng);
