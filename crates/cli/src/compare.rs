@@ -96,7 +96,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         let mut panels = Vec::new();
         for name in &methods {
             let config = TrainConfig {
-                data: args.data.clone(),
+                data: crate::train::DataConfig::named(&args.data),
                 steps: args.steps,
                 batch_size: args.batch_size,
                 seed: args.seed,

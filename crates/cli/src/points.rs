@@ -193,8 +193,9 @@ fn npy_bytes(x: &Tensor<f64>) -> Vec<u8> {
     out
 }
 
-/// A grid of `[n, c, h, w]` images, ceil(sqrt n) per row, 1-pixel gaps, as 8-bit PNG.
-fn png_grid(x: &Tensor<f64>) -> Result<Vec<u8>> {
+/// A grid of `[n, c, h, w]` images, ceil(sqrt n) per row, 1-pixel grey gaps (visible against
+/// both black and white backgrounds), as 8-bit PNG.
+pub fn png_grid(x: &Tensor<f64>) -> Result<Vec<u8>> {
     let dims = x.dims();
     if dims.len() != 4 || !(dims[1] == 1 || dims[1] == 3) {
         bail!(
@@ -205,7 +206,7 @@ fn png_grid(x: &Tensor<f64>) -> Result<Vec<u8>> {
     let cols = (n as f64).sqrt().ceil() as usize;
     let rows = n.div_ceil(cols);
     let (width, height) = (cols * (w + 1) + 1, rows * (h + 1) + 1);
-    let mut pixels = vec![0u8; width * height * 3];
+    let mut pixels = vec![96u8; width * height * 3];
     let data = x.data();
     for k in 0..n {
         let (gx, gy) = ((k % cols) * (w + 1) + 1, (k / cols) * (h + 1) + 1);

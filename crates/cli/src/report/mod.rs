@@ -9,7 +9,9 @@
 //!   exp(-E)/Z is drawn as a heat map, with Z by the midpoint rule on a grid twice the size of
 //!   the picture (evaluated in the checkpoint's element type).
 //!
-//! Data points and model samples to draw over the density are passed in (`[n, 2]` each).
+//! Data points and model samples to draw over the density are passed in (`[n, 2]` each), and
+//! so are pictures made elsewhere (the sample grids of a run on images), which the page shows
+//! after its own figures.
 
 pub mod density;
 pub mod figures;
@@ -41,11 +43,21 @@ pub struct ReportSummary {
     pub notes: Vec<String>,
 }
 
+/// A picture already written to the run directory, for report.html to show.
+#[derive(Clone, Debug)]
+pub struct Picture {
+    /// The PNG file's bytes.
+    pub png: Vec<u8>,
+    /// What it shows.
+    pub caption: String,
+}
+
 /// Writes `loss.png`, `density.png` (for a 2-D energy) and `report.html` into `run_dir`.
 ///
 /// # Arguments
 /// * `data`: data points `[n, 2]` to draw over the density, if any.
 /// * `samples`: the model's samples `[n, 2]` to draw over it, if any.
+/// * `pictures`: more figures for the page, shown after those it draws.
 ///
 /// # Errors
 /// A missing or malformed `metrics.jsonl` (naming the file and line), an unreadable
@@ -55,6 +67,7 @@ pub fn write_report(
     run_dir: &Path,
     data: Option<&Tensor<f64>>,
     samples: Option<&Tensor<f64>>,
+    pictures: &[Picture],
 ) -> Result<ReportSummary> {
     let log = MetricsLog::read(&run_dir.join("metrics.jsonl"))?;
     let config = read_optional(&run_dir.join("config.toml"))?;
@@ -89,7 +102,9 @@ pub fn write_report(
     let metrics = log.summaries();
     let figures: Vec<Figure<'_>> = pngs
         .iter()
-        .map(|(_, png, caption)| Figure {
+        .map(|(_, png, caption)| (png.as_slice(), caption))
+        .chain(pictures.iter().map(|p| (p.png.as_slice(), &p.caption)))
+        .map(|(png, caption)| Figure {
             png,
             caption: caption.clone(),
         })
@@ -283,7 +298,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let data = Tensor::<f64>::randn([200, 2], &mut rng);
         let samples = Tensor::<f64>::randn([100, 2], &mut rng).mul_scalar(1.5);
-        let summary = write_report(&dir, Some(&data), Some(&samples)).unwrap();
+        let summary = write_report(&dir, Some(&data), Some(&samples), &[]).unwrap();
 
         for name in ["loss.png", "density.png", "report.html"] {
             assert!(summary.files.contains(&dir.join(name)), "{name}");
@@ -313,7 +328,7 @@ mod tests {
     fn runs_without_a_2d_energy_get_no_density() {
         for (name, dim) in [("3d", Some(3)), ("none", None)] {
             let dir = synthetic_run(name, dim);
-            let summary = write_report(&dir, None, None).unwrap();
+            let summary = write_report(&dir, None, None, &[]).unwrap();
             assert!(summary.density.is_none() && !dir.join("density.png").exists());
             assert_eq!(summary.notes.len(), 1, "{:?}", summary.notes);
             let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
@@ -331,19 +346,22 @@ mod tests {
             "{\"step\": 1, \"loss\": 1}\n\n{\"step\": 2, \"loss\": 1,\n",
         )
         .unwrap();
-        let err = format!("{:#}", write_report(&dir, None, None).unwrap_err());
+        let err = format!("{:#}", write_report(&dir, None, None, &[]).unwrap_err());
         assert!(
             err.contains("metrics.jsonl") && err.contains("line 3"),
             "{err}"
         );
 
         std::fs::remove_file(&metrics).unwrap();
-        let err = format!("{:#}", write_report(&dir, None, None).unwrap_err());
+        let err = format!("{:#}", write_report(&dir, None, None, &[]).unwrap_err());
         assert!(err.contains("metrics.jsonl"), "{err}");
 
         std::fs::write(&metrics, "{\"step\": 1}\n").unwrap();
         let wrong = Tensor::<f64>::zeros([4, 3]);
-        let err = format!("{:#}", write_report(&dir, Some(&wrong), None).unwrap_err());
+        let err = format!(
+            "{:#}",
+            write_report(&dir, Some(&wrong), None, &[]).unwrap_err()
+        );
         assert!(err.contains("[n, 2]"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,7 +1,19 @@
 //! The raw flags of `ebm train`, as clap parses them; `settings.rs` turns them into a
 //! validated configuration.
 
+use ebm::data::PixelRange;
 use std::path::PathBuf;
+
+/// `unit` or `symmetric`.
+fn parse_range(text: &str) -> Result<PixelRange, String> {
+    match text {
+        "unit" => Ok(PixelRange::Unit),
+        "symmetric" => Ok(PixelRange::Symmetric),
+        _ => Err(format!(
+            "`{text}` is not a pixel range; use unit ([0, 1]) or symmetric ([-1, 1])"
+        )),
+    }
+}
 
 /// Flags of `ebm train`. Every setting can also come from a TOML file (`--config`); a flag
 /// overrides the file.
@@ -21,9 +33,18 @@ pub struct TrainArgs {
     /// ncsn, where mlp and conv mean those).
     #[arg(long, value_name = "KIND")]
     pub energy: Option<String>,
-    /// The data: a built-in 2-D set (such as 8gaussians).
+    /// The data: a built-in 2-D set (such as 8gaussians), a built-in image set (digits,
+    /// fashion-mnist) or a data file (.csv, .npy, IDX; optionally .gz).
     #[arg(long, value_name = "NAME")]
     pub data: Option<String>,
+    /// Pixels to [0, 1] (unit) or [-1, 1] (symmetric) [default for image sets: symmetric;
+    /// image files train on raw values unless given].
+    #[arg(long, value_name = "RANGE", value_parser = parse_range)]
+    pub pixel_range: Option<PixelRange>,
+    /// Uniform noise of one level on every pixel of every batch [default for image sets:
+    /// true].
+    #[arg(long, value_name = "BOOL")]
+    pub dequantize: Option<bool>,
     /// Training steps.
     #[arg(long, value_name = "N")]
     pub steps: Option<u64>,
@@ -53,6 +74,10 @@ pub struct TrainArgs {
     /// Write the checkpoint every N steps (and at the end).
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<u64>,
+    /// Write a grid of model samples, samples-<step>.png, every N steps (image data) [default:
+    /// at every checkpoint].
+    #[arg(long, value_name = "N")]
+    pub sample_every: Option<u64>,
     /// Write a line of metrics.jsonl every N steps.
     #[arg(long, value_name = "N")]
     pub log_every: Option<u64>,
@@ -69,6 +94,9 @@ impl TrainArgs {
             ("--method", self.method.is_some()),
             ("--energy", self.energy.is_some()),
             ("--data", self.data.is_some()),
+            ("--pixel-range", self.pixel_range.is_some()),
+            ("--dequantize", self.dequantize.is_some()),
+            ("--sample-every", self.sample_every.is_some()),
             ("--steps", self.steps.is_some()),
             ("--batch-size", self.batch_size.is_some()),
             ("--lr", self.lr.is_some()),

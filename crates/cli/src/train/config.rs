@@ -2,6 +2,7 @@
 //! without arguments, and the flags laid over them.
 
 use super::args::TrainArgs;
+use super::data::DataConfig;
 use anyhow::{Context, Result, bail};
 use ebm::energy::EnergySpec;
 use ebm::objective::MethodSpec;
@@ -15,8 +16,8 @@ use std::path::Path;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// The data: a built-in 2-D set.
-    pub data: String,
+    /// The data: a built-in set or a data file, with its pixel options (see [`DataConfig`]).
+    pub data: DataConfig,
     /// Training steps.
     pub steps: u64,
     /// Data points per step.
@@ -29,6 +30,10 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Steps between two checkpoints (one is also written at the end).
     pub checkpoint_every: u64,
+    /// Steps between two grids of model samples, `samples-<step>.png` (image data only; by
+    /// default at every checkpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_every: Option<u64>,
     /// Rescale the energy's gradient to at most this norm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grad_clip: Option<f64>,
@@ -44,13 +49,14 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            data: "8gaussians".into(),
+            data: DataConfig::named("8gaussians"),
             steps: 40_000,
             batch_size: 256,
             seed: 0,
             threads: 2,
             log_every: 100,
             checkpoint_every: 5_000,
+            sample_every: None,
             grad_clip: None,
             method: MethodSpec::new("dsm"),
             energy: None,
@@ -201,8 +207,20 @@ impl TrainConfig {
             self.optimizer.aux_lr = args.aux_lr;
         }
         set(&mut self.threads, args.threads);
-        if let Some(data) = &args.data {
-            self.data.clone_from(data);
+        if let Some(name) = &args.data
+            && *name != self.data.name
+        {
+            // Another set: the file's pixel options were for the one it named.
+            self.data = DataConfig::named(name);
+        }
+        if let Some(range) = args.pixel_range {
+            self.data.range = Some(range);
+        }
+        if args.dequantize.is_some() {
+            self.data.dequantize = args.dequantize;
+        }
+        if args.sample_every.is_some() {
+            self.sample_every = args.sample_every;
         }
         Ok(())
     }
@@ -218,6 +236,7 @@ impl TrainConfig {
             ("threads", self.threads as u64),
             ("log_every", self.log_every),
             ("checkpoint_every", self.checkpoint_every),
+            ("sample_every", self.sample_every.unwrap_or(1)),
         ];
         for (name, value) in counts {
             if value == 0 {

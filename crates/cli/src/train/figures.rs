@@ -9,10 +9,10 @@
 
 use super::setup::{Session, Setup};
 use crate::sample::chains;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ebm::energy::EnergyModel;
-use ebm::objective::{McmcKernel, SamplerKnobs};
-use ebm::sampler::{Hmc, Langevin, LangevinConfig, Mala};
+use ebm::objective::McmcKernel;
+use ebm::sampler::{Hmc, Langevin, Mala};
 use ebm::train::step_rng;
 use ebm_tensor::Tensor;
 
@@ -68,7 +68,7 @@ pub fn points(setup: &Setup) -> Result<Points> {
     // Chains from uniform noise over the data's box, widened by a quarter on each side.
     let (low, high) = bounds(&data);
     let x0 = Tensor::<f32>::rand_uniform([SAMPLE_CHAINS, 2], low, high, &mut rng);
-    let (kernel, name) = kernel(setup)?;
+    let (kernel, name) = super::images::method_kernel(&setup.config)?;
     let model: &dyn EnergyModel<f32> = trainer.model();
     let drawn = match &kernel {
         McmcKernel::Langevin(c) => chains(
@@ -99,29 +99,6 @@ pub fn points(setup: &Setup) -> Result<Points> {
         samples,
         how,
     })
-}
-
-/// The method's MCMC kernel (its step size for `mvl`), or the default Langevin; and its name.
-fn kernel(setup: &Setup) -> Result<(McmcKernel, String)> {
-    let method = &setup.config.method;
-    let default = LangevinConfig::new(0.01);
-    let kernel = match method.info()?.sampler {
-        SamplerKnobs::Mcmc => serde_json::from_value(method.config["kernel"].clone())
-            .context("the method's kernel settings")?,
-        SamplerKnobs::LangevinStep => {
-            let h = method.config["step_size"]
-                .as_f64()
-                .unwrap_or(default.step_size);
-            McmcKernel::Langevin(LangevinConfig::new(h))
-        }
-        SamplerKnobs::None => McmcKernel::Langevin(default),
-    };
-    let name = match &kernel {
-        McmcKernel::Langevin(c) => format!("Langevin (step {})", c.step_size),
-        McmcKernel::Mala(c) => format!("MALA (step {})", c.step_size),
-        McmcKernel::Hmc(c) => format!("HMC (step {})", c.step_size),
-    };
-    Ok((kernel, name))
 }
 
 /// The smallest and largest coordinate of `x`, widened by a quarter of the span each side.

@@ -3,8 +3,9 @@
 
 use super::config::TrainConfig;
 use super::data::DataSource;
+use super::images;
 use super::progress::Progress;
-use super::rundir::{CHECKPOINT, METRICS, MetricsLog};
+use super::rundir::{CHECKPOINT, METRICS, MetricsLog, write_atomically};
 use super::setup::{Session, Setup};
 use anyhow::{Result, bail};
 use ebm::objective::Objective;
@@ -62,18 +63,47 @@ pub struct Finished {
 /// [`Interrupted`] after Ctrl-C (with the checkpoint written); divergence, with the last good
 /// checkpoint kept; an I/O error.
 pub fn train(setup: &mut Setup, dir: &Path, interrupted: &Arc<AtomicBool>) -> Result<Finished> {
+    let Setup {
+        config,
+        data,
+        session,
+    } = setup;
+    let (config, data) = (&*config, &*data);
     let mut run = Loop {
-        config: &setup.config,
-        data: &setup.data,
+        config,
+        data,
         dir,
         interrupted,
-        metadata: BTreeMap::from([(KEY_CONFIG.to_string(), setup.config.to_toml())]),
+        metadata: BTreeMap::from([(KEY_CONFIG.to_string(), config.to_toml())]),
     };
-    match &mut setup.session {
-        Session::Energy(trainer) => run.fit(trainer),
-        Session::NoiseConditional(trainer) => run.fit(trainer),
+    let write = |drawn: Result<images::Drawn>, step: u64| {
+        let path = dir.join(format!("samples-{step}.png"));
+        let range = data.value_range().unwrap_or((0.0, 1.0));
+        drawn
+            .and_then(|d| images::grid(&d.samples, range))
+            .and_then(|(png, _)| write_atomically(&path, &png))
+    };
+    match session {
+        Session::Energy(trainer) => run.fit(trainer, &|t, step| {
+            let mut rng = step_rng(config.seed, SNAPSHOT_STREAM);
+            let state = t.objective().state_dict();
+            let drawn = images::energy_samples(config, data, t.model(), &state, &mut rng);
+            write(drawn, step)
+        }),
+        Session::NoiseConditional(trainer) => run.fit(trainer, &|t, step| {
+            let mut rng = step_rng(config.seed, SNAPSHOT_STREAM);
+            let drawn = images::noise_conditional_samples(config, data, t.model(), &mut rng);
+            write(drawn, step)
+        }),
     }
 }
+
+/// The random stream of the sample grids drawn during training: the number of no training
+/// step, so that drawing them changes nothing in the run.
+const SNAPSHOT_STREAM: u64 = u64::MAX - 1;
+
+/// Writes a grid of the model's samples at a step.
+type Snapshot<'a, M, O> = &'a dyn Fn(&Trainer<f32, M, O>, u64) -> Result<()>;
 
 /// The loop's view of the run.
 struct Loop<'a> {
@@ -85,7 +115,11 @@ struct Loop<'a> {
 }
 
 impl Loop<'_> {
-    fn fit<M, O>(&mut self, trainer: &mut Trainer<f32, M, O>) -> Result<Finished>
+    fn fit<M, O>(
+        &mut self,
+        trainer: &mut Trainer<f32, M, O>,
+        snapshot: Snapshot<'_, M, O>,
+    ) -> Result<Finished>
     where
         M: Trainable<f32> + ?Sized,
         O: Objective<f32, M>,
@@ -145,6 +179,14 @@ impl Loop<'_> {
                 last_log = (step, Instant::now());
             }
             progress.update(step, loss, rate);
+            // The grid of the last step is the report's samples.png.
+            let images = self.data.image_shape().is_some() && step < c.steps;
+            if images
+                && c.sample_every.is_some_and(|k| step.is_multiple_of(k))
+                && let Err(e) = snapshot(trainer, step)
+            {
+                eprintln!("\nwarning: no samples-{step}.png: {e:#}");
+            }
             let stop = self.interrupted.load(Ordering::SeqCst);
             if step.is_multiple_of(c.checkpoint_every) || step == c.steps || stop {
                 self.save(trainer)?;

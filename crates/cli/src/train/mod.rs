@@ -10,12 +10,14 @@ mod data;
 pub(crate) mod figures;
 mod fit;
 mod help;
+pub(crate) mod images;
 mod progress;
 mod rundir;
 mod setup;
 
 pub use args::TrainArgs;
 pub use config::TrainConfig;
+pub use data::DataConfig;
 pub use fit::{Finished, Interrupted};
 pub use setup::{Session, Setup};
 
@@ -138,8 +140,25 @@ fn resume(config: TrainConfig, dir: &Path, interrupted: &Arc<AtomicBool>) -> Res
 /// What follows the last step: the figures and report.html, then the summary. A report that
 /// cannot be written is a warning: the run itself is complete.
 fn after_training(dir: &Path, setup: &setup::Setup, finished: &Finished) -> Result<()> {
+    let images = setup
+        .data
+        .image_shape()
+        .map(|_| images::final_pictures(dir, setup));
+    let (pictures, written) = match images {
+        Some(Ok((pictures, written))) => (pictures, written),
+        Some(Err(e)) => {
+            eprintln!("warning: no samples.png: {e:#}");
+            (Vec::new(), Vec::new())
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let report = figures::points(setup).and_then(|points| {
-        let summary = write_report(dir, points.data.as_ref(), points.samples.as_ref())?;
+        let summary = write_report(
+            dir,
+            points.data.as_ref(),
+            points.samples.as_ref(),
+            &pictures,
+        )?;
         Ok((summary, points.how))
     });
     println!("run directory {}:", dir.display());
@@ -154,6 +173,15 @@ fn after_training(dir: &Path, setup: &setup::Setup, finished: &Finished) -> Resu
         rundir::CHECKPOINT,
         finished.steps
     );
+    if let (Some(every), false) = (setup.config.sample_every, written.is_empty()) {
+        println!(
+            "  {:22} model samples every {every} steps",
+            "samples-<step>.png"
+        );
+    }
+    for (name, what) in &written {
+        println!("  {name:22} {what}");
+    }
     match &report {
         Ok((summary, how)) => {
             for file in &summary.files {

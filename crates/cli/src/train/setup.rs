@@ -64,12 +64,16 @@ pub struct Setup {
 /// Any setting out of range or unknown, naming it; data the method cannot train on.
 pub fn build(mut config: TrainConfig) -> Result<Setup> {
     config.validate()?;
-    let data = DataSource::open(&config.data)?;
+    let (data, resolved) = DataSource::open(&config.data)?;
+    config.data = resolved;
     data.check_batch_size(config.batch_size)?;
     if let DataSource::File(_) = &data {
         // The resolved settings name the file so that a resume finds it from anywhere.
-        let path = std::path::Path::new(&config.data).canonicalize()?;
-        config.data = path.display().to_string();
+        let path = std::path::Path::new(&config.data.name).canonicalize()?;
+        config.data.name = path.display().to_string();
+    }
+    if data.image_shape().is_some() && config.sample_every.is_none() {
+        config.sample_every = Some(config.checkpoint_every);
     }
     let info = config.method.info()?;
 
@@ -102,7 +106,7 @@ pub fn build(mut config: TrainConfig) -> Result<Setup> {
         .context("the [energy] settings do not fit the data (leave out its widths or dim to size it for the data)")?;
     config.energy = Some(built);
     let sample = data.sample(DATA_SAMPLE, &mut rng);
-    check_data(info, &config.data, &sample)?;
+    check_data(info, &config.data.name, &sample)?;
     let objective = config
         .method
         .build_with_rng(&sample, &mut rng)
