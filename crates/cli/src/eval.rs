@@ -1,6 +1,7 @@
 //! `ebm eval`: the test NLL (exact by quadrature for d <= 2, AIS bounds in any dimension, in
-//! bits per dimension for images), the MMD between model samples and data, and the AUROC of
-//! the energy against out-of-distribution sets, as a table or JSON.
+//! bits per dimension for images), the MMD between model samples and data, the Fisher
+//! divergence to the true score (built-in sets with a known density), and the AUROC of the
+//! energy against out-of-distribution sets, as a table or JSON.
 
 use crate::checkpoint::{self, Dtype, Loaded};
 use crate::sample::chains;
@@ -9,7 +10,7 @@ use ebm::data::{Dataset, ImageTransform, PixelRange, Split, Toy2d, resize_biline
 use ebm::energy::{GaussianEnergy, energies};
 use ebm::eval::{
     Ais, AisConfig, AisEstimate, AisTransition, MmdBandwidth, QuadratureGrid, auroc, bits_per_dim,
-    mmd_squared, nll_quadrature,
+    fisher_divergence, mmd_squared, nll_quadrature,
 };
 use ebm::objective::nce::{GaussianNoise, GaussianNoiseConfig};
 use ebm::sampler::{Mala, MalaConfig};
@@ -291,6 +292,20 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
         None
     };
 
+    // The Fisher divergence to the true score, for the built-in sets whose density is known.
+    let target = args
+        .data
+        .parse::<Toy2d>()
+        .ok()
+        .and_then(|set| set.density::<T>());
+    let fisher = match target {
+        Some(target) if target.dim() == d => {
+            let f = fisher_divergence(&*energy, &target, &data)?;
+            Some(json!({"value": f.value, "standard_error": f.standard_error}))
+        }
+        _ => None,
+    };
+
     // Out-of-distribution sets: the AUROC of the energy, data against each.
     let mut ood = Vec::new();
     for name in &args.ood {
@@ -324,6 +339,7 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
             "data_points": idx.len(),
             "sampler_acceptance": acceptance,
         },
+        "fisher_divergence": fisher,
         "ood": ood,
     }))
 }
@@ -422,6 +438,13 @@ fn print_table(r: &Value) {
             let hi = bits(&a["upper"]).map_or("-".into(), |v| format!("{v:.4}"));
             println!("bits/dim (AIS)  >= {lo:.4}, <= {hi}  [levels' bin volume included]");
         }
+    }
+    if let Some(fd) = r["fisher_divergence"].as_object() {
+        println!(
+            "Fisher div.     {} +- {}  [E_data ||s_model - s_true||^2, the set's true score]",
+            f(&fd["value"]),
+            f(&fd["standard_error"])
+        );
     }
     for o in r["ood"].as_array().into_iter().flatten() {
         println!(

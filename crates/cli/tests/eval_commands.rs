@@ -400,3 +400,33 @@ fn eval_ood_refuses_a_set_of_another_shape() {
         .failure()
         .stderr(predicate::str::contains("--ood digits").and(predicate::str::contains("[2]")));
 }
+
+#[test]
+fn eval_gives_the_fisher_divergence_to_a_built_in_sets_true_score() {
+    // The set's own density has divergence 0 (its score is the true score, computed the same
+    // way: rounding only); a single Gaussian, which cannot have the eight modes' scores, is
+    // many standard errors away from 0.
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.safetensors");
+    let p = ebm::data::Toy2d::EightGaussians.density::<f64>().unwrap();
+    save_energy(&truth, &p, &StateDict::new()).unwrap();
+    let (_tmp, gaussian, _) = setup();
+    let fisher = |checkpoint: &Path| -> (f64, f64) {
+        let out = ebm()
+            .args(["eval", "--data", "8gaussians", "--n-data", "2000", "--json"])
+            .args(["--ais-temperatures", "0", "--checkpoint"])
+            .arg(checkpoint)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let r: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let f = &r["fisher_divergence"];
+        (f["value"].as_f64().unwrap(), f["standard_error"].as_f64().unwrap())
+    };
+    let (value, _) = fisher(&truth);
+    assert!(value.abs() < 1e-12, "the truth's own divergence: {value}");
+    let (value, se) = fisher(&gaussian);
+    assert!(value > 10.0 * se && se > 0.0, "{value} +- {se}");
+}

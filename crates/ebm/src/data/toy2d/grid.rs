@@ -26,6 +26,18 @@ pub fn twenty_five_gaussians<T: Float, R: Rng + ?Sized>(n: usize, rng: &mut R) -
     to_tensor(&grid_points(n, GRID_STD, rng))
 }
 
+/// The centres and the component standard deviation of `25gaussians`, after scaling.
+pub(super) fn grid_components() -> (Vec<[f64; 2]>, f64) {
+    let mut centres = Vec::with_capacity(25);
+    for i in -2..=2 {
+        for j in -2..=2 {
+            let (x, y) = (GRID_SPACING * i as f64, GRID_SPACING * j as f64);
+            centres.push([x / GRID_SCALE, y / GRID_SCALE]);
+        }
+    }
+    (centres, GRID_STD / GRID_SCALE)
+}
+
 /// `n` points of the 25-Gaussian grid with component standard deviation `std` (before the
 /// division by 1.414).
 pub(super) fn grid_points<R: Rng + ?Sized>(n: usize, std: f64, rng: &mut R) -> Points {
