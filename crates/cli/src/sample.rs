@@ -62,12 +62,13 @@ pub struct SampleArgs {
     /// Where the chains start.
     #[arg(long, value_enum, default_value = "uniform")]
     pub init: Init,
-    /// Lower end of the uniform start.
-    #[arg(long, default_value_t = -4.0, allow_negative_numbers = true)]
-    pub low: f64,
-    /// Upper end of the uniform start.
-    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
-    pub high: f64,
+    /// Lower end of the uniform start [default: -4; for images, the low end of the pixel
+    /// range of the run beside the checkpoint (its config.toml), else -1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub low: Option<f64>,
+    /// Upper end of the uniform start [default: 4; for images, 1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub high: Option<f64>,
     /// Standard deviation of the Gaussian start.
     #[arg(long, default_value_t = 1.0)]
     pub init_std: f64,
@@ -111,6 +112,25 @@ fn run_typed<T: Float>(args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// The default box of the uniform start: [-4, 4] for points; for images the pixel range,
+/// [0, 1] when the `config.toml` of the run the checkpoint sits in says `range = "unit"`,
+/// else [-1, 1].
+fn default_box<T: Float>(loaded: &Loaded<T>) -> (f64, f64) {
+    if loaded.sample_shape.len() != 3 {
+        return (-4.0, 4.0);
+    }
+    let config = loaded.path.parent().map(|dir| dir.join("config.toml"));
+    let text = config.and_then(|c| std::fs::read_to_string(c).ok());
+    let table = text.and_then(|t| t.parse::<toml::Table>().ok());
+    let range = table
+        .as_ref()
+        .and_then(|t| t.get("data")?.get("range")?.as_str());
+    match range {
+        Some("unit") => (0.0, 1.0),
+        _ => (-1.0, 1.0),
+    }
+}
+
 /// `n` starting points of the model's sample shape.
 pub fn start<T: Float>(
     args: &SampleArgs,
@@ -124,10 +144,12 @@ pub fn start<T: Float>(
     dims.extend_from_slice(&loaded.sample_shape);
     Ok(match args.init {
         Init::Uniform => {
-            if args.low >= args.high || args.low.is_nan() || args.high.is_nan() {
-                bail!("--low {} must be below --high {}", args.low, args.high);
+            let (low, high) = default_box(loaded);
+            let (low, high) = (args.low.unwrap_or(low), args.high.unwrap_or(high));
+            if low >= high || low.is_nan() || high.is_nan() {
+                bail!("--low {low} must be below --high {high}");
             }
-            Tensor::rand_uniform(dims, args.low, args.high, rng)
+            Tensor::rand_uniform(dims, low, high, rng)
         }
         Init::Gaussian => Tensor::randn(dims, rng).mul_scalar(args.init_std),
     })

@@ -423,10 +423,65 @@ fn eval_gives_the_fisher_divergence_to_a_built_in_sets_true_score() {
             .clone();
         let r: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let f = &r["fisher_divergence"];
-        (f["value"].as_f64().unwrap(), f["standard_error"].as_f64().unwrap())
+        (
+            f["value"].as_f64().unwrap(),
+            f["standard_error"].as_f64().unwrap(),
+        )
     };
     let (value, _) = fisher(&truth);
     assert!(value.abs() < 1e-12, "the truth's own divergence: {value}");
     let (value, se) = fisher(&gaussian);
     assert!(value > 10.0 * se && se > 0.0, "{value} +- {se}");
+}
+
+#[test]
+fn image_samples_start_in_the_pixel_range_of_their_run() {
+    // One step of size 1e-8 leaves the chains where they started: uniform over [-1, 1] for
+    // an image checkpoint on its own, over [0, 1] when its run's config.toml says "unit".
+    use ebm::energy::{ConvEnergy, ConvEnergyConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let conv = ConvEnergy::<f32>::new(ConvEnergyConfig::new(1, 8, 8, &[4]), &mut rng).unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    save_energy(&path, &conv, &StateDict::new()).unwrap();
+    let range = |out: &Path| -> (f64, f64) {
+        ebm()
+            .args([
+                "sample",
+                "--n",
+                "64",
+                "--sampler",
+                "langevin",
+                "--steps",
+                "1",
+            ])
+            .args(["--step-size", "1e-8", "--checkpoint"])
+            .arg(&path)
+            .arg("--out")
+            .arg(out)
+            .assert()
+            .success();
+        let x = ebm::data::load(out).unwrap().data().to_f64s();
+        let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo, hi)
+    };
+    // 4,096 uniform values: the extremes lie within 0.01 of the ends (the chance that none
+    // reaches one of them is (1 - 0.005)^4096 ~ 1e-9); the step's noise, sqrt(2e-8), may
+    // carry them 1e-3 past the ends at most.
+    let (lo, hi) = range(&dir.path().join("a.npy"));
+    assert!(
+        (-1.001..-0.99).contains(&lo) && (0.99..1.001).contains(&hi),
+        "{lo}..{hi}"
+    );
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[data]\nname = \"digits\"\nrange = \"unit\"\n",
+    )
+    .unwrap();
+    let (lo, hi) = range(&dir.path().join("b.npy"));
+    assert!(
+        (-0.001..0.01).contains(&lo) && (0.99..1.001).contains(&hi),
+        "{lo}..{hi}"
+    );
 }
