@@ -182,7 +182,9 @@ where
     Ok(())
 }
 
-/// (min, max) of the values widened by `pad` of their span (by 0.5 when they are all equal).
+/// (min, max) of the values widened by `pad` of their span; when they are all equal, by half
+/// their magnitude (so that a constant 1e-4 is drawn on [5e-5, 1.5e-4], not on [-0.5, 0.5]
+/// where its ticks would read 0), or by 0.5 when they are all 0.
 fn padded(v: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
         (a.min(y), b.max(y))
@@ -191,7 +193,8 @@ fn padded(v: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
         return (0.0, 1.0);
     }
     if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
-        return (lo - 0.5, hi + 0.5);
+        let half = if lo == 0.0 { 0.5 } else { 0.5 * lo.abs() };
+        return (lo - half, hi + half);
     }
     let m = pad * (hi - lo);
     (lo - m, hi + m)
@@ -344,6 +347,20 @@ fn encode(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_constant_series_gets_an_axis_around_its_value() {
+        // Rounding only: 1e-4 + 5e-5 is not exactly 1.5e-4 in f64.
+        let (lo, hi) = padded([1e-4, 1e-4].into_iter(), 0.05);
+        assert!(
+            (lo - 5e-5).abs() < 1e-18 && (hi - 1.5e-4).abs() < 1e-18,
+            "{lo} {hi}"
+        );
+        assert_eq!(padded([-2.0].into_iter(), 0.05), (-3.0, -1.0));
+        assert_eq!(padded([0.0, 0.0].into_iter(), 0.05), (-0.5, 0.5));
+        let (lo, hi) = padded([1.0, 3.0].into_iter(), 0.05);
+        assert!((lo - 0.9).abs() < 1e-12 && (hi - 3.1).abs() < 1e-12);
+    }
 
     #[test]
     fn scales_follow_the_spread_of_the_values() {
