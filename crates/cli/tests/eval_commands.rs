@@ -3,6 +3,7 @@
 
 use assert_cmd::Command;
 use ebm::energy::{Energy, GaussianEnergy, MlpEnergy, MlpEnergyConfig, save_energy};
+use ebm::objective::nce::{GaussianNoise, GaussianNoiseConfig};
 use ebm_nn::StateDict;
 use ebm_tensor::Tensor;
 use predicates::prelude::*;
@@ -29,6 +30,12 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
 
 fn ebm() -> Command {
     Command::cargo_bin("ebm").unwrap()
+}
+
+/// Runs `cmd`, which must succeed, and parses its standard output as JSON.
+fn json_output(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap()
 }
 
 fn write_csv(path: &Path, x: &Tensor<f64>) {
@@ -82,33 +89,29 @@ fn eval_json_gives_the_exact_nll_of_a_gaussian() {
     let data = dir.path().join("test.csv");
     write_csv(&data, &x);
 
-    let out = ebm()
-        .args(["eval", "--json", "--checkpoint"])
-        .arg(&g)
-        .arg("--data")
-        .arg(&data)
-        .args([
-            "--ais-temperatures",
-            "200",
-            "--ais-chains",
-            "64",
-            "--ais-step-size",
-            "0.2",
-        ])
-        .args([
-            "--model-samples",
-            "200",
-            "--sample-steps",
-            "100",
-            "--sample-step-size",
-            "0.2",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let report = json_output(
+        ebm()
+            .args(["eval", "--json", "--checkpoint"])
+            .arg(&g)
+            .arg("--data")
+            .arg(&data)
+            .args([
+                "--ais-temperatures",
+                "200",
+                "--ais-chains",
+                "64",
+                "--ais-step-size",
+                "0.2",
+            ])
+            .args([
+                "--model-samples",
+                "200",
+                "--sample-steps",
+                "100",
+                "--sample-step-size",
+                "0.2",
+            ]),
+    );
 
     // The closed form: mean E(x) + log Z over the same points (written with round-trip
     // precision, so read back exactly). Quadrature on [-6, 6]^2 with h = 0.03 is exact to far
@@ -291,25 +294,8 @@ fn digits(seed: u64) -> Tensor<f64> {
 
 /// The Gaussian of the digits' mean and covariance (64 dimensions).
 fn digits_gaussian() -> GaussianEnergy<f64> {
-    let x = digits(7);
-    let (n, d) = (1797, 64);
-    let v = x.to_f64s();
-    let mean: Vec<f64> = (0..d)
-        .map(|j| (0..n).map(|i| v[i * d + j]).sum::<f64>() / n as f64)
-        .collect();
-    let mut cov = vec![0.0; d * d];
-    for i in 0..n {
-        for a in 0..d {
-            for b in 0..d {
-                cov[a * d + b] += (v[i * d + a] - mean[a]) * (v[i * d + b] - mean[b]) / n as f64;
-            }
-        }
-    }
-    GaussianEnergy::from_mean_covariance(
-        &Tensor::from_f64s(&mean, [d]),
-        &Tensor::from_f64s(&cov, [d, d]),
-    )
-    .unwrap()
+    let noise = GaussianNoise::fit(&digits(7), &GaussianNoiseConfig::default()).unwrap();
+    noise.gaussian().clone()
 }
 
 #[test]
@@ -324,20 +310,16 @@ fn eval_on_images_gives_bits_per_dim_and_ood_aurocs() {
     let same = dir.path().join("same.csv");
     write_csv(&same, &digits(8));
 
-    let out = ebm()
-        .args(["eval", "--checkpoint"])
-        .arg(&path)
-        .args(["--data", "digits", "--json", "--ais-temperatures", "1000"])
-        .args(["--ais-chains", "256", "--ais-step-size", "0.0005"])
-        .args(["--sample-step-size", "0.0005", "--model-samples", "200"])
-        .args(["--sample-steps", "100", "--ood"])
-        .arg(format!("uniform,{}", same.display()))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let r: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let r = json_output(
+        ebm()
+            .args(["eval", "--checkpoint"])
+            .arg(&path)
+            .args(["--data", "digits", "--json", "--ais-temperatures", "1000"])
+            .args(["--ais-chains", "256", "--ais-step-size", "0.0005"])
+            .args(["--sample-step-size", "0.0005", "--model-samples", "200"])
+            .args(["--sample-steps", "100", "--ood"])
+            .arg(format!("uniform,{}", same.display())),
+    );
 
     // The exact figure: NLL = mean E + log Z, plus 64 ln(17 / 2) for the levels' bins
     // (17 levels over a range of width 2), in bits per dimension.
@@ -412,16 +394,12 @@ fn eval_gives_the_fisher_divergence_to_a_built_in_sets_true_score() {
     save_energy(&truth, &p, &StateDict::new()).unwrap();
     let (_tmp, gaussian, _) = setup();
     let fisher = |checkpoint: &Path| -> (f64, f64) {
-        let out = ebm()
-            .args(["eval", "--data", "8gaussians", "--n-data", "2000", "--json"])
-            .args(["--ais-temperatures", "0", "--checkpoint"])
-            .arg(checkpoint)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let r: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let r = json_output(
+            ebm()
+                .args(["eval", "--data", "8gaussians", "--n-data", "2000", "--json"])
+                .args(["--ais-temperatures", "0", "--checkpoint"])
+                .arg(checkpoint),
+        );
         let f = &r["fisher_divergence"];
         (
             f["value"].as_f64().unwrap(),
