@@ -37,8 +37,8 @@ pub struct EvalArgs {
     data: String,
     /// Image sets: the range pixels are mapped to, as in training (`unit` [0, 1] or
     /// `symmetric` [-1, 1]).
-    #[arg(long, value_enum, default_value = "symmetric")]
-    pixel_range: RangeArg,
+    #[arg(long, value_name = "RANGE", value_parser = crate::train::parse_range, default_value = "symmetric")]
+    pixel_range: PixelRange,
     /// Image sets: uniform noise of one level on every pixel, as in training (with it, the
     /// bits per dimension bound the discrete data's).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
@@ -93,21 +93,11 @@ pub struct EvalArgs {
     threads: usize,
 }
 
-/// `--pixel-range`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum RangeArg {
-    Unit,
-    Symmetric,
-}
-
 impl EvalArgs {
     /// The transform of image sets' pixels.
     fn transform(&self) -> ImageTransform {
         ImageTransform {
-            range: match self.pixel_range {
-                RangeArg::Unit => PixelRange::Unit,
-                RangeArg::Symmetric => PixelRange::Symmetric,
-            },
+            range: self.pixel_range,
             dequantize: self.dequantize,
         }
     }
@@ -272,7 +262,7 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
                 // The density's NLL plus the log-volume of a pixel level's bin (its width is
                 // the range over the levels): an upper bound on the discrete data's NLL when
                 // the test data are dequantised (Theis et al. 2016).
-                let width = match args.transform().range {
+                let width = match args.pixel_range {
                     PixelRange::Unit => 1.0,
                     PixelRange::Symmetric => 2.0,
                 };

@@ -4,8 +4,8 @@
 use ebm::data::PixelRange;
 use std::path::PathBuf;
 
-/// `unit` or `symmetric`.
-fn parse_range(text: &str) -> Result<PixelRange, String> {
+/// `unit` or `symmetric` (also for `ebm eval`).
+pub fn parse_range(text: &str) -> Result<PixelRange, String> {
     match text {
         "unit" => Ok(PixelRange::Unit),
         "symmetric" => Ok(PixelRange::Symmetric),

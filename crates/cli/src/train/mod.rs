@@ -15,7 +15,7 @@ mod progress;
 mod rundir;
 mod setup;
 
-pub use args::TrainArgs;
+pub use args::{TrainArgs, parse_range};
 pub use config::TrainConfig;
 pub use data::DataConfig;
 pub use fit::{Finished, Interrupted};
