@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use ebm::data::{Dataset, ImageTransform, PixelRange, Split, Toy2d, resize_bilinear};
 use ebm::energy::{GaussianEnergy, energies};
 use ebm::eval::{
-    Ais, AisConfig, AisEstimate, AisTransition, MmdBandwidth, QuadratureGrid, auroc, bits_per_dim,
-    fisher_divergence, mmd_squared, nll_quadrature,
+    Ais, AisConfig, AisEstimate, AisTransition, AisTuning, MmdBandwidth, QuadratureGrid, auroc,
+    bits_per_dim, fisher_divergence, mmd_squared, nll_quadrature,
 };
 use ebm::objective::nce::{GaussianNoise, GaussianNoiseConfig};
 use ebm::sampler::{Mala, MalaConfig};
@@ -70,9 +70,16 @@ pub struct EvalArgs {
     /// AIS chains per direction.
     #[arg(long, default_value_t = 256)]
     ais_chains: usize,
-    /// MALA step size of the AIS transitions.
+    /// MALA step size of the AIS transitions (with --ais-tune, where the pilot run starts).
     #[arg(long, default_value_t = 0.05)]
     ais_step_size: f64,
+    /// Tune one AIS step size per temperature by a pilot run of 32 chains (then fixed, so
+    /// the bounds keep their meaning); `false` uses --ais-step-size at every temperature.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    ais_tune: bool,
+    /// The acceptance rate the tuned steps aim at.
+    #[arg(long, default_value_t = 0.574)]
+    ais_target_acceptance: f64,
     /// The AIS base is the Gaussian fitted to the data, its covariance times this.
     #[arg(long, default_value_t = 1.5)]
     base_inflation: f64,
@@ -82,9 +89,10 @@ pub struct EvalArgs {
     /// MALA steps of those chains.
     #[arg(long, default_value_t = 500)]
     sample_steps: usize,
-    /// MALA step size of those chains.
-    #[arg(long, default_value_t = 0.05)]
-    sample_step_size: f64,
+    /// MALA step size of those chains. Default: the tuned AIS step at the model (beta = 1),
+    /// else 0.05.
+    #[arg(long)]
+    sample_step_size: Option<f64>,
     /// The noise level at which a noise-conditional checkpoint is evaluated.
     #[arg(long, default_value_t = 0.01)]
     sigma: f64,
@@ -220,19 +228,9 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
         None
     };
 
-    // Model samples: MALA chains from the base, for the MMD and the reverse AIS run.
+    // AIS, its step sizes tuned by a pilot run from the base (the Gaussian fitted to the
+    // data).
     let base = fit_base::<T>(&points, d, args.base_inflation)?;
-    let x0 = base
-        .sample(args.model_samples.max(2), &mut rng)
-        .reshape(data_dims(&loaded, args.model_samples.max(2)));
-    let mala = Mala::new(MalaConfig::new(args.sample_step_size))?;
-    let (state, acceptance, _) = chains(&mala, &mut rng, x0, &*energy, args.sample_steps)?;
-    let samples = state.position;
-    let stride = data.dim(0).div_ceil(MMD_MAX_DATA);
-    let idx: Vec<usize> = (0..data.dim(0)).step_by(stride).collect();
-    let mmd = mmd_squared(&samples, &data.index_select(0, &idx), MmdBandwidth::Median)?;
-
-    // AIS bounds on log Z, and so on the NLL.
     let ais = if args.ais_temperatures > 0 {
         let ais = Ais::new(AisConfig {
             n_temperatures: args.ais_temperatures,
@@ -240,6 +238,38 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
             transition: AisTransition::Mala(MalaConfig::new(args.ais_step_size)),
             ..AisConfig::default()
         })?;
+        Some(if args.ais_tune {
+            let tuning = AisTuning {
+                target_acceptance: Some(args.ais_target_acceptance),
+                ..AisTuning::default()
+            };
+            ais.tuned(&mut rng, &*energy, &base, &loaded.sample_shape, &tuning)
+                .context("tuning the AIS step sizes")?
+        } else {
+            ais
+        })
+    } else {
+        None
+    };
+    let tuned_steps = ais.as_ref().and_then(Ais::step_sizes);
+
+    // Model samples: MALA chains from the base, for the MMD and the reverse AIS run.
+    let sample_step = args
+        .sample_step_size
+        .or_else(|| tuned_steps.and_then(|h| h.last().copied()))
+        .unwrap_or(0.05);
+    let x0 = base
+        .sample(args.model_samples.max(2), &mut rng)
+        .reshape(data_dims(&loaded, args.model_samples.max(2)));
+    let mala = Mala::new(MalaConfig::new(sample_step))?;
+    let (state, acceptance, _) = chains(&mala, &mut rng, x0, &*energy, args.sample_steps)?;
+    let samples = state.position;
+    let stride = data.dim(0).div_ceil(MMD_MAX_DATA);
+    let idx: Vec<usize> = (0..data.dim(0)).step_by(stride).collect();
+    let mmd = mmd_squared(&samples, &data.index_select(0, &idx), MmdBandwidth::Median)?;
+
+    // AIS bounds on log Z, and so on the NLL.
+    let ais = if let Some(ais) = &ais {
         let start = samples.narrow(0, 0, args.ais_chains.min(samples.dim(0)));
         let b = ais.bounds(
             &mut rng,
@@ -271,9 +301,15 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
             }
             v
         };
+        let range = |h: &[f64]| {
+            let lo = h.iter().copied().fold(f64::INFINITY, f64::min);
+            json!([lo, h.iter().copied().fold(0.0, f64::max)])
+        };
         Some(json!({
             "temperatures": args.ais_temperatures,
             "chains": args.ais_chains,
+            "step_size_range": tuned_steps.map_or(json!([args.ais_step_size, args.ais_step_size]), range),
+            "tuned": tuned_steps.is_some(),
             "lower": side(&b.lower),
             "upper": b.upper.as_ref().map(side),
             "upper_is_exact": b.upper_is_exact,
@@ -328,6 +364,7 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
             "model_samples": samples.dim(0),
             "data_points": idx.len(),
             "sampler_acceptance": acceptance,
+            "sampler_step_size": sample_step,
         },
         "fisher_divergence": fisher,
         "ood": ood,
@@ -428,6 +465,19 @@ fn print_table(r: &Value) {
             let hi = bits(&a["upper"]).map_or("-".into(), |v| format!("{v:.4}"));
             println!("bits/dim (AIS)  >= {lo:.4}, <= {hi}  [levels' bin volume included]");
         }
+        let h = &a["step_size_range"];
+        let how = if a["tuned"].as_bool() == Some(true) {
+            "tuned per temperature by a pilot run"
+        } else {
+            "fixed"
+        };
+        println!(
+            "AIS steps       MALA step {:.2e} to {:.2e}, {} temperatures, {} chains  [{how}]",
+            h[0].as_f64().unwrap_or(f64::NAN),
+            h[1].as_f64().unwrap_or(f64::NAN),
+            a["temperatures"],
+            a["chains"]
+        );
     }
     if let Some(fd) = r["fisher_divergence"].as_object() {
         println!(

@@ -4,7 +4,9 @@ use super::{log_mean_exp, mean_and_standard_error};
 use crate::Error;
 use crate::energy::{Energy, GaussianEnergy};
 use crate::error::check_positive;
-use crate::sampler::{ChainState, Hmc, HmcConfig, Mala, MalaConfig, Sampler, StepInfo, evaluate};
+use crate::sampler::{
+    ChainState, Hmc, HmcConfig, Mala, MalaConfig, Sampler, StepInfo, StepSized, evaluate,
+};
 use ebm_tensor::{Float, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -66,6 +68,30 @@ impl Default for AisConfig {
             schedule: AisSchedule::default(),
             transition: AisTransition::Mala(MalaConfig::new(0.05)),
             steps_per_temperature: 1,
+        }
+    }
+}
+
+/// How [`Ais::tuned`] picks one step size per temperature, by a pilot run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AisTuning {
+    /// The acceptance rate aimed at, at every temperature. `None`: the transition's own
+    /// (0.574 for MALA, 0.65 for HMC).
+    pub target_acceptance: Option<f64>,
+    /// Chains of the pilot run. Default 32.
+    pub pilot_chains: usize,
+    /// Transitions at the first temperature before the pilot moves on, to find the base's
+    /// step size from the configured one. Default 50.
+    pub warmup_steps: usize,
+}
+
+impl Default for AisTuning {
+    fn default() -> Self {
+        AisTuning {
+            target_acceptance: None,
+            pilot_chains: 32,
+            warmup_steps: 50,
         }
     }
 }
@@ -161,6 +187,8 @@ pub struct Ais {
     config: AisConfig,
     betas: Vec<f64>,
     kernel: Kernel,
+    /// Per-temperature step sizes (index k for beta_k), set by [`Ais::tuned`].
+    step_sizes: Option<Vec<f64>>,
 }
 
 /// The transition, built and checked once.
@@ -209,7 +237,108 @@ impl Ais {
             config,
             betas,
             kernel,
+            step_sizes: None,
         })
+    }
+
+    /// The same AIS with one step size per temperature, tuned by a pilot run: a forward run
+    /// of `tuning.pilot_chains` chains from the base that, after each transition, scales the
+    /// step size by exp(a - target) for the acceptance rate a it measured, so that it
+    /// tracks the changing scale of the intermediate distributions (on a Gaussian path the
+    /// best MALA step shrinks in proportion to the variance). The pilot's step sizes are then
+    /// smoothed in log scale over a window of K / 50 temperatures, and fixed.
+    ///
+    /// The runs that estimate log Z use those fixed step sizes, so each transition still
+    /// leaves its intermediate distribution invariant and both bounds keep their meaning; the
+    /// pilot's own chains are discarded. The pilot costs `pilot_chains / n_chains` of a
+    /// forward run, plus `warmup_steps` transitions.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a target acceptance outside (0, 1) or no pilot chains;
+    /// [`Error::Shape`] as [`Ais::forward`]; an error of the energy.
+    pub fn tuned<T, E, R>(
+        &self,
+        rng: &mut R,
+        target: &E,
+        base: &GaussianEnergy<T>,
+        sample_shape: &[usize],
+        tuning: &AisTuning,
+    ) -> Result<Ais, Error>
+    where
+        T: Float,
+        E: Energy<T> + ?Sized,
+        R: Rng + ?Sized,
+    {
+        let aim = tuning
+            .target_acceptance
+            .unwrap_or_else(|| self.kernel.default_target_acceptance());
+        if !(aim > 0.0 && aim < 1.0) {
+            return Err(Error::config(
+                "AIS target_acceptance",
+                aim,
+                "a number in (0, 1), such as 0.574 for MALA or 0.65 for HMC",
+            ));
+        }
+        if tuning.pilot_chains == 0 {
+            return Err(Error::config(
+                "AIS pilot_chains",
+                0,
+                "at least 1 (a few dozen measure the acceptance well enough)",
+            ));
+        }
+        let mut x = base_draws(rng, base, sample_shape, tuning.pilot_chains)?;
+        let k_max = self.betas.len() - 1;
+        let mut log_h = vec![self.kernel.step_size().ln(); k_max + 1];
+        let mut h = self.kernel.step_size();
+        for k in 1..k_max {
+            let path = GeometricPath {
+                target,
+                base,
+                beta: self.betas[k],
+            };
+            let mut state = ChainState::new(x, &path)?;
+            let steps =
+                self.config.steps_per_temperature + if k == 1 { tuning.warmup_steps } else { 0 };
+            // The step recorded for beta_k: the mean log step of its last transitions (the
+            // warm-up's are the search for the base's).
+            let mut used = 0.0;
+            for i in 0..steps {
+                let kernel = self.kernel.with_step_size(h)?;
+                let (s, info) = kernel.step(rng, state, &path)?;
+                state = s;
+                if i + self.config.steps_per_temperature >= steps {
+                    used += h.ln();
+                }
+                let a = info.acceptance_rate();
+                let a = if a.is_nan() { 0.0 } else { a };
+                h *= (a - aim).exp();
+            }
+            log_h[k] = used / self.config.steps_per_temperature as f64;
+            x = state.position;
+        }
+        // The ends: beta_0 has no transition; beta_K's step (for sampling the target) is
+        // that of the last intermediate distribution.
+        if k_max >= 2 {
+            log_h[0] = log_h[1];
+            log_h[k_max] = log_h[k_max - 1];
+        }
+        let half = k_max / 100;
+        let smoothed = (0..=k_max)
+            .map(|k| {
+                let (lo, hi) = (k.saturating_sub(half), (k + half).min(k_max));
+                (log_h[lo..=hi].iter().sum::<f64>() / (hi - lo + 1) as f64).exp()
+            })
+            .collect();
+        Ok(Ais {
+            step_sizes: Some(smoothed),
+            ..self.clone()
+        })
+    }
+
+    /// The step size of the transition at each temperature (index k for beta_k), when
+    /// [`Ais::tuned`] set them; `None` when every temperature uses the configured one.
+    pub fn step_sizes(&self) -> Option<&[f64]> {
+        self.step_sizes.as_deref()
     }
 
     /// The settings.
@@ -244,18 +373,7 @@ impl Ais {
         E: Energy<T> + ?Sized,
         R: Rng + ?Sized,
     {
-        let d: usize = sample_shape.iter().product();
-        if d != base.dim() {
-            return Err(Error::Shape {
-                what: format!("AIS sample shape for a base of dimension {}", base.dim()),
-                expected: format!("a shape holding {} values", base.dim()),
-                found: sample_shape.to_vec(),
-            });
-        }
-        let n = self.config.n_chains;
-        let mut dims = vec![n];
-        dims.extend_from_slice(sample_shape);
-        let x0 = base.sample(n, rng).reshape(dims);
+        let x0 = base_draws(rng, base, sample_shape, self.config.n_chains)?;
         let run = self.run(rng, target, base, x0, Direction::Forward)?;
         let log_z = base.log_normalizer() + log_mean_exp(&run.log_weights);
         Ok(run.into_estimate(log_z))
@@ -372,8 +490,12 @@ impl Ais {
                 energy: &e0.mul_scalar(1.0 - beta) + &e1.mul_scalar(beta),
                 grad: &g0.mul_scalar(1.0 - beta) + &g1.mul_scalar(beta),
             };
+            let kernel = match &self.step_sizes {
+                Some(h) => self.kernel.with_step_size(h[next])?,
+                None => self.kernel.clone(),
+            };
             for _ in 0..self.config.steps_per_temperature {
-                let (s, info) = self.transition(rng, state, &path)?;
+                let (s, info) = kernel.step(rng, state, &path)?;
                 state = s;
                 accepted += info.acceptance_rate();
                 n_divergent += info.n_divergent();
@@ -398,8 +520,31 @@ impl Ais {
             n_divergent,
         })
     }
+}
 
-    fn transition<T, E, R>(
+impl Kernel {
+    fn step_size(&self) -> f64 {
+        match self {
+            Kernel::Mala(m) => m.step_size(),
+            Kernel::Hmc(h) => h.step_size(),
+        }
+    }
+
+    fn with_step_size(&self, step_size: f64) -> Result<Kernel, Error> {
+        Ok(match self {
+            Kernel::Mala(m) => Kernel::Mala(m.with_step_size(step_size)?),
+            Kernel::Hmc(h) => Kernel::Hmc(h.with_step_size(step_size)?),
+        })
+    }
+
+    fn default_target_acceptance(&self) -> f64 {
+        match self {
+            Kernel::Mala(m) => m.default_target_acceptance(),
+            Kernel::Hmc(h) => h.default_target_acceptance(),
+        }
+    }
+
+    fn step<T, E, R>(
         &self,
         rng: &mut R,
         state: ChainState<T>,
@@ -410,11 +555,31 @@ impl Ais {
         E: Energy<T> + ?Sized,
         R: Rng + ?Sized,
     {
-        match &self.kernel {
+        match self {
             Kernel::Mala(mala) => mala.step(rng, state, path),
             Kernel::Hmc(hmc) => hmc.step(rng, state, path),
         }
     }
+}
+
+/// `n` draws of `base` shaped `[n, sample_shape..]`.
+fn base_draws<T: Float, R: Rng + ?Sized>(
+    rng: &mut R,
+    base: &GaussianEnergy<T>,
+    sample_shape: &[usize],
+    n: usize,
+) -> Result<Tensor<T>, Error> {
+    let d: usize = sample_shape.iter().product();
+    if d != base.dim() {
+        return Err(Error::Shape {
+            what: format!("AIS sample shape for a base of dimension {}", base.dim()),
+            expected: format!("a shape holding {} values", base.dim()),
+            found: sample_shape.to_vec(),
+        });
+    }
+    let mut dims = vec![n];
+    dims.extend_from_slice(sample_shape);
+    Ok(base.sample(n, rng).reshape(dims))
 }
 
 #[derive(Clone, Copy, Debug)]

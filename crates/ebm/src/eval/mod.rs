@@ -27,7 +27,7 @@ mod mmd;
 mod ood;
 mod quadrature;
 
-pub use ais::{Ais, AisBounds, AisConfig, AisEstimate, AisSchedule, AisTransition};
+pub use ais::{Ais, AisBounds, AisConfig, AisEstimate, AisSchedule, AisTransition, AisTuning};
 pub use fisher::{FisherDivergence, fisher_divergence};
 pub use mmd::{Mmd, MmdBandwidth, mmd_squared};
 pub use ood::{Auroc, auroc};
