@@ -1,13 +1,58 @@
 //! Loading a checkpoint for `ebm sample`, `eval` and `energy`: its element type, its model
 //! (plain or noise-conditional) and the shape of one sample it takes.
 
+use crate::train::TrainConfig;
 use anyhow::{Context, Result, bail};
+use ebm::data::PixelRange;
 use ebm::energy::{
     AtNoiseLevel, Energy, EnergyModel, EnergySpec, NoiseConditionalModel, load_energy,
     load_noise_conditional_energy, read_energy_spec,
 };
+use ebm::objective::multiscale::MultiScaleDenoisingScoreMatchingConfig;
 use ebm_tensor::{Float, Tensor};
 use std::path::{Path, PathBuf};
+
+/// The settings of the run a checkpoint sits in, from the `config.toml` that `ebm train`
+/// wrote beside it: what `ebm eval` and `ebm sample` take as their defaults.
+pub struct RunSettings {
+    /// That config.toml.
+    pub path: PathBuf,
+    /// The pixel range the run trained in (image data).
+    pub pixel_range: Option<PixelRange>,
+    /// Whether the run dequantised its pixels (image data).
+    pub dequantize: Option<bool>,
+    /// The noise levels of a noise-conditional (`ncsn`) run.
+    pub noise_levels: Option<MultiScaleDenoisingScoreMatchingConfig>,
+}
+
+/// The settings of the run `checkpoint` sits in; `None` when its directory holds no
+/// config.toml. One that does not parse (say, from another version) is named on stderr and
+/// skipped, so the flags still work.
+pub fn run_settings(checkpoint: &Path) -> Option<RunSettings> {
+    let path = checkpoint.parent()?.join("config.toml");
+    if !path.is_file() {
+        return None;
+    }
+    let config = match TrainConfig::from_file(&path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("warning: {e:#}; its settings are not used, give them as flags");
+            return None;
+        }
+    };
+    let noise_levels = (config.method.name == "ncsn")
+        .then(|| {
+            let table = serde_json::Value::Object(config.method.config.clone());
+            serde_json::from_value::<MultiScaleDenoisingScoreMatchingConfig>(table).ok()
+        })
+        .flatten();
+    Some(RunSettings {
+        path,
+        pixel_range: config.data.range,
+        dequantize: config.data.dequantize,
+        noise_levels,
+    })
+}
 
 /// The element type of the tensors in a checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

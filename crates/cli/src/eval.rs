@@ -3,7 +3,7 @@
 //! divergence to the true score (built-in sets with a known density), and the AUROC of the
 //! energy against out-of-distribution sets, as a table or JSON.
 
-use crate::checkpoint::{self, Dtype, Loaded};
+use crate::checkpoint::{self, Dtype, Loaded, Model};
 use crate::sample::chains;
 use anyhow::{Context, Result, bail};
 use ebm::data::{Dataset, ImageTransform, PixelRange, Split, Toy2d, resize_bilinear};
@@ -35,14 +35,14 @@ pub struct EvalArgs {
     /// images get the pixel options).
     #[arg(long)]
     data: String,
-    /// Image sets: the range pixels are mapped to, as in training (`unit` [0, 1] or
-    /// `symmetric` [-1, 1]).
-    #[arg(long, value_name = "RANGE", value_parser = crate::train::parse_range, default_value = "symmetric")]
-    pixel_range: PixelRange,
-    /// Image sets: uniform noise of one level on every pixel, as in training (with it, the
-    /// bits per dimension bound the discrete data's).
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
-    dequantize: bool,
+    /// Image sets: the range pixels are mapped to (`unit` [0, 1] or `symmetric` [-1, 1]).
+    /// Default: the run's (the config.toml beside the checkpoint), else symmetric.
+    #[arg(long, value_name = "RANGE", value_parser = crate::train::parse_range)]
+    pixel_range: Option<PixelRange>,
+    /// Image sets: uniform noise of one level on every pixel (with it, the bits per
+    /// dimension bound the discrete data's). Default: the run's, else true.
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    dequantize: Option<bool>,
     /// Out-of-distribution sets, comma-separated: `uniform` (uniform noise over the range of
     /// the data's values), `digits`, `fashion-mnist` (its test split) or a data file;
     /// image sets are resized to the model's image size. Reports the AUROC of the energy
@@ -93,25 +93,62 @@ pub struct EvalArgs {
     /// else 0.05.
     #[arg(long)]
     sample_step_size: Option<f64>,
-    /// The noise level at which a noise-conditional checkpoint is evaluated.
-    #[arg(long, default_value_t = 0.01)]
-    sigma: f64,
+    /// The noise level at which a noise-conditional checkpoint is evaluated. Default: the
+    /// run's smallest level (its config.toml's sigma_min), else 0.01.
+    #[arg(long)]
+    sigma: Option<f64>,
     /// Compute threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
 }
 
 impl EvalArgs {
+    /// Fills the pixel options and the noise level not given as flags from the run the
+    /// checkpoint sits in (its config.toml), and says on stderr what it took.
+    fn fill_from_run(&mut self) {
+        let Some(run) = checkpoint::run_settings(&self.checkpoint) else {
+            return;
+        };
+        let mut taken = Vec::new();
+        if let (None, Some(range)) = (self.pixel_range, run.pixel_range) {
+            self.pixel_range = Some(range);
+            taken.push(format!("--pixel-range {}", range.name()));
+        }
+        if let (None, Some(dequantize)) = (self.dequantize, run.dequantize) {
+            self.dequantize = Some(dequantize);
+            taken.push(format!("--dequantize {dequantize}"));
+        }
+        if let (None, Some(levels)) = (self.sigma, run.noise_levels) {
+            let sigma = levels.sigma_min;
+            self.sigma = Some(sigma);
+            taken.push(format!("--sigma {sigma}"));
+        }
+        if !taken.is_empty() {
+            eprintln!("eval: {} from {}", taken.join(", "), run.path.display());
+        }
+    }
+
+    /// The range of image sets' pixels.
+    fn pixel_range(&self) -> PixelRange {
+        self.pixel_range.unwrap_or_default()
+    }
+
     /// The transform of image sets' pixels.
     fn transform(&self) -> ImageTransform {
         ImageTransform {
-            range: self.pixel_range,
-            dequantize: self.dequantize,
+            range: self.pixel_range(),
+            dequantize: self.dequantize.unwrap_or(true),
         }
+    }
+
+    /// The noise level of a noise-conditional checkpoint.
+    fn sigma(&self) -> f64 {
+        self.sigma.unwrap_or(0.01)
     }
 }
 
-pub fn run(args: EvalArgs) -> Result<()> {
+pub fn run(mut args: EvalArgs) -> Result<()> {
+    args.fill_from_run();
     let report = match checkpoint::dtype(&args.checkpoint)? {
         Dtype::F32 => ebm_tensor::with_threads(args.threads, || evaluate::<f32>(&args)),
         Dtype::F64 => ebm_tensor::with_threads(args.threads, || evaluate::<f64>(&args)),
@@ -199,7 +236,7 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let (points, levels) = load_set(&args.data, args, &mut rng)?;
     let data = loaded.batch(&points, &format!("--data {}", args.data))?;
-    let energy = loaded.energy(args.sigma);
+    let energy = loaded.energy(args.sigma());
     let d = loaded.dim();
 
     // The mean energy of the data, the part of the NLL that needs no normaliser.
@@ -292,10 +329,8 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
                 // The density's NLL plus the log-volume of a pixel level's bin (its width is
                 // the range over the levels): an upper bound on the discrete data's NLL when
                 // the test data are dequantised (Theis et al. 2016).
-                let width = match args.pixel_range {
-                    PixelRange::Unit => 1.0,
-                    PixelRange::Symmetric => 2.0,
-                };
+                let (low, high) = args.pixel_range().bounds();
+                let width = high - low;
                 let volume = d as f64 * (f64::from(levels) / width).ln();
                 v["bits_per_dim"] = json!(bits_per_dim(nll + volume, d));
             }
@@ -351,6 +386,9 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
     Ok(json!({
         "checkpoint": args.checkpoint.display().to_string(),
         "kind": loaded.kind,
+        "sigma": matches!(loaded.model, Model::NoiseConditional(_)).then(|| args.sigma()),
+        "pixel_range": levels.map(|_| args.pixel_range().name()),
+        "dequantize": levels.map(|_| args.transform().dequantize),
         "data": args.data,
         "n_data": data.dim(0),
         "dim": d,

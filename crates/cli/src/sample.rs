@@ -4,9 +4,10 @@ use crate::checkpoint::{self, Dtype, Loaded, Model};
 use crate::points::write_points;
 use anyhow::{Context, Result, bail};
 use ebm::energy::Energy;
+use ebm::objective::multiscale::MultiScaleDenoisingScoreMatchingConfig;
 use ebm::sampler::{
-    AnnealedLangevin, AnnealedLangevinConfig, ChainState, Hmc, HmcConfig, Langevin, LangevinConfig,
-    Mala, MalaConfig, Sampler, StepInfo,
+    AnnealedLangevin, ChainState, Hmc, HmcConfig, Langevin, LangevinConfig, Mala, MalaConfig,
+    Sampler, StepInfo,
 };
 use ebm_tensor::{Float, Tensor};
 use rand::SeedableRng;
@@ -50,7 +51,8 @@ pub struct SampleArgs {
     /// Steps per chain (per noise level for annealed) [default: 1000, annealed 100].
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Step size [default: 0.01; annealed: 2e-5 at the last level, as Song & Ermon].
+    /// Step size [default: 0.01; annealed: 2e-5 (sigma_min / 0.01)^2 at the last level, as
+    /// Song & Ermon].
     #[arg(long)]
     pub step_size: Option<f64>,
     /// Leapfrog steps per HMC step.
@@ -72,16 +74,22 @@ pub struct SampleArgs {
     /// Standard deviation of the Gaussian start.
     #[arg(long, default_value_t = 1.0)]
     pub init_std: f64,
-    /// Largest noise level (annealed).
-    #[arg(long, default_value_t = 1.0)]
-    pub sigma_max: f64,
+    /// Largest noise level (annealed) [default: the run's (the config.toml beside the
+    /// checkpoint), else 1].
+    #[arg(long)]
+    pub sigma_max: Option<f64>,
     /// Smallest noise level (annealed; also the level the other samplers use on a
-    /// noise-conditional checkpoint).
-    #[arg(long, default_value_t = 0.01)]
-    pub sigma_min: f64,
-    /// Noise levels, geometric from --sigma-max to --sigma-min (annealed).
-    #[arg(long, default_value_t = 10)]
-    pub levels: usize,
+    /// noise-conditional checkpoint) [default: the run's, else 0.01].
+    #[arg(long)]
+    pub sigma_min: Option<f64>,
+    /// Noise levels, geometric from --sigma-max to --sigma-min (annealed) [default: the
+    /// run's, else 10].
+    #[arg(long)]
+    pub levels: Option<usize>,
+    /// Annealed: end with one denoising step, x + sigma_min^2 s(x, sigma_min) (Tweedie),
+    /// as the training run's sample grids do.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub denoise: bool,
     /// Compute threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -112,22 +120,34 @@ fn run_typed<T: Float>(args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
-/// The default box of the uniform start: [-4, 4] for points; for images the pixel range,
-/// [0, 1] when the `config.toml` of the run the checkpoint sits in says `range = "unit"`,
-/// else [-1, 1].
+/// The default box of the uniform start: [-4, 4] for points; for images the pixel range of
+/// the run the checkpoint sits in (its `config.toml`), else [-1, 1].
 fn default_box<T: Float>(loaded: &Loaded<T>) -> (f64, f64) {
     if loaded.sample_shape.len() != 3 {
         return (-4.0, 4.0);
     }
-    let config = loaded.path.parent().map(|dir| dir.join("config.toml"));
-    let text = config.and_then(|c| std::fs::read_to_string(c).ok());
-    let table = text.and_then(|t| t.parse::<toml::Table>().ok());
-    let range = table
-        .as_ref()
-        .and_then(|t| t.get("data")?.get("range")?.as_str());
-    match range {
-        Some("unit") => (0.0, 1.0),
-        _ => (-1.0, 1.0),
+    checkpoint::run_settings(&loaded.path)
+        .and_then(|run| run.pixel_range)
+        .unwrap_or_default()
+        .bounds()
+}
+
+/// The noise levels: each flag given, else the run's (its config.toml, an `ncsn` run), else
+/// 10 levels from 1 to 0.01.
+fn noise_levels<T: Float>(
+    args: &SampleArgs,
+    loaded: &Loaded<T>,
+) -> MultiScaleDenoisingScoreMatchingConfig {
+    let run = checkpoint::run_settings(&loaded.path).and_then(|run| run.noise_levels);
+    let base = run.unwrap_or(MultiScaleDenoisingScoreMatchingConfig {
+        sigma_max: 1.0,
+        sigma_min: 0.01,
+        n_levels: 10,
+    });
+    MultiScaleDenoisingScoreMatchingConfig {
+        sigma_max: args.sigma_max.unwrap_or(base.sigma_max),
+        sigma_min: args.sigma_min.unwrap_or(base.sigma_min),
+        n_levels: args.levels.unwrap_or(base.n_levels),
     }
 }
 
@@ -176,21 +196,26 @@ fn draw<T: Float>(
                 loaded.kind
             );
         };
-        let mut config =
-            AnnealedLangevinConfig::geometric(args.sigma_max, args.sigma_min, args.levels);
+        let levels = noise_levels(args, loaded);
+        let mut config = levels.annealed_langevin_config();
         config.steps_per_level = args.steps.unwrap_or(100);
         config.step_size = args.step_size.unwrap_or(config.step_size);
+        config.denoise_last = args.denoise;
         let sampler = AnnealedLangevin::new(config)?;
         let (x, info) = sampler.sample(rng, x0, &**model)?;
         let summary = format!(
-            "annealed Langevin, {} levels x {} steps: {} divergent chains",
-            args.levels,
+            "annealed Langevin, {} levels from sigma {} to {} x {} steps (step {:.2e} at the last){}: {} divergent chains",
+            levels.n_levels,
+            levels.sigma_max,
+            levels.sigma_min,
             sampler.config().steps_per_level,
+            sampler.config().step_size,
+            if args.denoise { ", denoised" } else { "" },
             info.n_divergent()
         );
         return Ok((x, summary));
     }
-    let energy = loaded.energy(args.sigma_min);
+    let energy = loaded.energy(noise_levels(args, loaded).sigma_min);
     let steps = args.steps.unwrap_or(1000);
     let h = args.step_size.unwrap_or(0.01);
     let (state, acceptance, divergent) = match kind {

@@ -186,6 +186,37 @@ fn digits_ncsn_loss_falls_and_samples_stay_in_range() {
     assert!(x.iter().all(|v| v.abs() <= 2.0), "{x:?}");
     let inside = x.iter().filter(|v| v.abs() <= 1.5).count() as f64 / x.len() as f64;
     assert!(inside >= 0.98, "{inside} of the values in [-1.5, 1.5]");
+
+    // `ebm sample` and `ebm eval` take the run's noise levels and pixel options from the
+    // config.toml beside the checkpoint (digits-ncsn.toml: 10 levels from 8 to 0.02).
+    let checkpoint = out.join("checkpoint.safetensors");
+    let drawn = tmp.path().join("drawn.npy");
+    let sampled = ebm()
+        .args(["sample", "--n", "4", "--steps", "2", "--checkpoint"])
+        .arg(&checkpoint)
+        .arg("--out")
+        .arg(&drawn)
+        .assert()
+        .success();
+    let said = String::from_utf8_lossy(&sampled.get_output().stderr).into_owned();
+    assert!(
+        said.contains("10 levels from sigma 8 to 0.02") && said.contains("denoised"),
+        "{said}"
+    );
+    let evaluated = ebm()
+        .args(["eval", "--data", "digits", "--ais-temperatures", "0"])
+        .args(["--model-samples", "4", "--sample-steps", "1", "--json"])
+        .arg("--checkpoint")
+        .arg(&checkpoint)
+        .assert()
+        .success();
+    let output = evaluated.get_output();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("--sigma 0.02 from"), "{said}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["sigma"], 0.02);
+    assert_eq!(report["pixel_range"], "symmetric");
+    assert_eq!(report["dequantize"], true);
 }
 
 /// Every shipped config is accepted by `ebm train --config` as it is: one step, with its

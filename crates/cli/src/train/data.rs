@@ -230,10 +230,7 @@ impl DataSource {
     pub fn value_range(&self) -> Option<(f64, f64)> {
         let data = self.dataset()?;
         Some(match (data.transform(), data.levels()) {
-            (Some(t), _) => match t.range {
-                PixelRange::Unit => (0.0, 1.0),
-                PixelRange::Symmetric => (-1.0, 1.0),
-            },
+            (Some(t), _) => t.range.bounds(),
             (None, Some(levels)) => (0.0, f64::from(levels.max(2) - 1)),
             (None, None) => {
                 let v = data.data().data();

@@ -17,6 +17,24 @@ pub enum PixelRange {
     Symmetric,
 }
 
+impl PixelRange {
+    /// The name a config or flag gives it: `unit` or `symmetric`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PixelRange::Unit => "unit",
+            PixelRange::Symmetric => "symmetric",
+        }
+    }
+
+    /// The interval `(low, high)`.
+    pub fn bounds(self) -> (f64, f64) {
+        match self {
+            PixelRange::Unit => (0.0, 1.0),
+            PixelRange::Symmetric => (-1.0, 1.0),
+        }
+    }
+}
+
 /// How [`super::Dataset::batch`] turns quantised pixels (integers `v` in `0..L`, `L` the
 /// number of levels: 256 for bytes, 17 for the digits) into model inputs.
 ///

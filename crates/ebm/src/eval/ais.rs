@@ -290,12 +290,8 @@ impl Ais {
         let k_max = self.betas.len() - 1;
         let mut log_h = vec![self.kernel.step_size().ln(); k_max + 1];
         let mut h = self.kernel.step_size();
-        for k in 1..k_max {
-            let path = GeometricPath {
-                target,
-                base,
-                beta: self.betas[k],
-            };
+        for (k, &beta) in self.betas.iter().enumerate().take(k_max).skip(1) {
+            let path = GeometricPath { target, base, beta };
             let mut state = ChainState::new(x, &path)?;
             let steps =
                 self.config.steps_per_temperature + if k == 1 { tuning.warmup_steps } else { 0 };
