@@ -280,8 +280,14 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
                 target_acceptance: Some(args.ais_target_acceptance),
                 ..AisTuning::default()
             };
-            ais.tuned(&mut rng, &*energy, &base, &loaded.sample_shape, &tuning)
-                .context("tuning the AIS step sizes")?
+            let what = format!(
+                "tuning the AIS steps ({} pilot chains x {} temperatures)",
+                tuning.pilot_chains, args.ais_temperatures
+            );
+            stage(&what, || {
+                ais.tuned(&mut rng, &*energy, &base, &loaded.sample_shape, &tuning)
+            })
+            .context("tuning the AIS step sizes")?
         } else {
             ais
         })
@@ -299,7 +305,14 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
         .sample(args.model_samples.max(2), &mut rng)
         .reshape(data_dims(&loaded, args.model_samples.max(2)));
     let mala = Mala::new(MalaConfig::new(sample_step))?;
-    let (state, acceptance, _) = chains(&mala, &mut rng, x0, &*energy, args.sample_steps)?;
+    let what = format!(
+        "model samples ({} MALA chains x {} steps)",
+        x0.dim(0),
+        args.sample_steps
+    );
+    let (state, acceptance, _) = stage(&what, || {
+        chains(&mala, &mut rng, x0, &*energy, args.sample_steps)
+    })?;
     let samples = state.position;
     let stride = data.dim(0).div_ceil(MMD_MAX_DATA);
     let idx: Vec<usize> = (0..data.dim(0)).step_by(stride).collect();
@@ -308,14 +321,20 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
     // AIS bounds on log Z, and so on the NLL.
     let ais = if let Some(ais) = &ais {
         let start = samples.narrow(0, 0, args.ais_chains.min(samples.dim(0)));
-        let b = ais.bounds(
-            &mut rng,
-            &*energy,
-            &base,
-            &loaded.sample_shape,
-            Some(&start),
-            false,
-        )?;
+        let what = format!(
+            "forward and reverse AIS ({} chains x {} temperatures each)",
+            args.ais_chains, args.ais_temperatures
+        );
+        let b = stage(&what, || {
+            ais.bounds(
+                &mut rng,
+                &*energy,
+                &base,
+                &loaded.sample_shape,
+                Some(&start),
+                false,
+            )
+        })?;
         let side = |est: &AisEstimate| {
             let nll = mean_energy + est.log_z;
             let mut v = json!({
@@ -407,6 +426,16 @@ fn evaluate<T: Float>(args: &EvalArgs) -> Result<Value> {
         "fisher_divergence": fisher,
         "ood": ood,
     }))
+}
+
+/// Runs `f`, one of the long stages of an evaluation, saying on stderr what it does and,
+/// when done, how long it took.
+fn stage<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    eprint!("eval: {what} ... ");
+    let start = std::time::Instant::now();
+    let result = f();
+    eprintln!("{:.1} s", start.elapsed().as_secs_f64());
+    result
 }
 
 fn data_dims<T: Float>(loaded: &Loaded<T>, n: usize) -> Vec<usize> {
